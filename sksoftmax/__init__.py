@@ -1,0 +1,11 @@
+"""sksoftmax: scikit-learn compatible softmax (multinomial logistic) regression.
+
+Trained by scipy's L-BFGS or by minibatch SGD/Adam, with array work written
+against the Array API so it runs on NumPy or, unchanged, on other namespaces.
+"""
+
+from . import functional
+from ._classifier import SoftmaxRegressionClassifier
+
+__all__ = ["SoftmaxRegressionClassifier", "functional"]
+__version__ = "0.1.0.dev0"

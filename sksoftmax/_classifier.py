@@ -1,0 +1,698 @@
+"""SoftmaxRegressionClassifier: validate the input, build the loss and the
+solver, store what comes back."""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_random_state, compute_class_weight
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from ._backend import asarray_like, get_namespace, to_numpy
+from ._functional import log_softmax, softmax
+from ._loss import LinearSoftmaxLoss
+from ._solvers import (
+    MinibatchOptimizer,
+    TrainingMonitor,
+    minimize_lbfgs,
+    run_minibatch_epochs,
+)
+
+_STOCHASTIC = ("sgd", "adam")
+
+
+def _is_stochastic(estimator):
+    return estimator.solver in _STOCHASTIC
+
+
+class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
+    r"""Softmax (multinomial logistic) regression.
+
+    The model is ``O = X W^T + b`` with class probabilities ``softmax(O)``.
+    Every solver minimizes the same objective, LogisticRegression's:
+
+    .. math::
+
+        J(W, b) = \frac{1}{S} \sum_i s_i \, \mathrm{CE}_i
+                  + \frac{\lVert W \rVert_F^2}{2 C S},
+        \qquad
+        \mathrm{CE}_i = \log \sum_k e^{o_{ik}} - \sum_k y_{ik} o_{ik},
+
+    where ``s_i`` is the sample weight times the class weight and
+    ``S = sum_i s_i``. The intercept is not penalized. With two classes the
+    model has one logit (class 1 against class 0), exactly LogisticRegression's
+    binary model: ``coef_`` has shape (1, n_features).
+
+    Parameters
+    ----------
+    C : float > 0, default=1.0
+        Inverse regularization strength; ``np.inf`` for no penalty.
+    solver : {"lbfgs", "sgd", "adam"}, default="lbfgs"
+        ``"lbfgs"``: scipy's L-BFGS-B on the full data. ``"sgd"``: minibatch
+        SGD with momentum. ``"adam"``: minibatch Adam.
+    fit_intercept : bool, default=True
+        Whether to fit the intercept ``b``.
+    tol : float >= 0, default=1e-4
+        L-BFGS: stop when the largest gradient entry is below ``tol``
+        (as LogisticRegression). SGD/Adam: the improvement in objective (or
+        validation score) below which an epoch counts as no improvement.
+    max_iter : int >= 1, default=100
+        L-BFGS iterations, or epochs for SGD and Adam.
+    class_weight : dict, "balanced" or None, default=None
+        Weights per class, multiplied into the sample weights.
+    label_smoothing : float in [0, 1), default=0.0
+        The target becomes ``(1 - eps) * onehot + eps / n_classes``.
+    batch_size : int >= 1 or "auto", default="auto"
+        Minibatch size for SGD/Adam; ``"auto"`` is ``min(200, n_samples)``.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        Learning rate schedule of SGD, as in MLPClassifier.
+    learning_rate_init : float > 0, default=0.001
+        Initial step size of SGD and Adam.
+    power_t : float >= 0, default=0.5
+        Exponent of the ``invscaling`` schedule.
+    momentum : float in [0, 1], default=0.9
+        Momentum of SGD.
+    nesterovs_momentum : bool, default=True
+        Use Nesterov's momentum in SGD.
+    beta_1, beta_2 : float in [0, 1), default=0.9, 0.999
+        Adam's moment decay rates.
+    epsilon : float > 0, default=1e-8
+        Adam's numerical stability constant.
+    shuffle : bool, default=True
+        Shuffle the samples every epoch (SGD/Adam).
+    early_stopping : bool, default=False
+        SGD/Adam: hold out ``validation_fraction`` of the data (stratified),
+        stop when its score stops improving and restore the best parameters.
+    validation_fraction : float in (0, 1), default=0.1
+        Share of the training data held out for early stopping.
+    n_iter_no_change : int >= 1, default=10
+        SGD/Adam: epochs without an improvement of ``tol`` before stopping.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the shuffling and the validation split.
+    warm_start : bool, default=False
+        Start from the previous solution of ``fit``.
+    verbose : int, default=0
+        1 prints one line per iteration or epoch with the objective and the
+        elapsed time; 2 adds learning rates and validation scores.
+    callback : callable or None, default=None
+        Called after every iteration or epoch as ``callback(estimator, info)``
+        with ``info`` a dict holding ``iteration``, ``objective`` and
+        ``elapsed`` (seconds). Returning True stops training.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        Class labels.
+    coef_ : ndarray of shape (n_classes, n_features) or (1, n_features)
+        Weights; one row for binary problems.
+    intercept_ : ndarray of shape (n_classes,) or (1,)
+        Intercepts (zeros when ``fit_intercept=False``).
+    n_iter_ : int
+        Iterations (L-BFGS) or epochs (SGD/Adam) run by the last fit.
+    loss_curve_ : list of float
+        The objective J after each L-BFGS iteration; for SGD/Adam the epoch's
+        weighted mean of the minibatch estimates of J.
+    best_loss_ : float
+        The lowest value in ``loss_curve_``.
+    validation_scores_ : list of float or None
+        Validation accuracy per epoch with ``early_stopping``, else None.
+    temperature_ : float
+        Divides the logits in ``predict_proba``; 1.0 after ``fit``.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Feature names, when ``X`` has string column names.
+
+    See Also
+    --------
+    sklearn.linear_model.LogisticRegression : the same model and objective.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from sksoftmax import SoftmaxRegressionClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = SoftmaxRegressionClassifier(C=10.0, max_iter=1000).fit(X, y)
+    >>> clf.coef_.shape
+    (3, 4)
+    >>> clf.predict(X[:3])
+    array([0, 0, 0])
+    >>> clf.predict_proba(X[:1]).round(3)
+    array([[0.992, 0.008, 0.   ]])
+    """
+
+    _parameter_constraints = {
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "fit_intercept": ["boolean"],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+        "label_smoothing": [Interval(Real, 0, 1, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "power_t": [Interval(Real, 0, None, closed="left")],
+        "momentum": [Interval(Real, 0, 1, closed="both")],
+        "nesterovs_momentum": ["boolean"],
+        "beta_1": [Interval(Real, 0, 1, closed="left")],
+        "beta_2": [Interval(Real, 0, 1, closed="left")],
+        "epsilon": [Interval(Real, 0, None, closed="neither")],
+        "shuffle": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "callback": [callable, None],
+    }
+
+    def __init__(
+        self,
+        C=1.0,
+        *,
+        solver="lbfgs",
+        fit_intercept=True,
+        tol=1e-4,
+        max_iter=100,
+        class_weight=None,
+        label_smoothing=0.0,
+        batch_size="auto",
+        learning_rate="constant",
+        learning_rate_init=0.001,
+        power_t=0.5,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        shuffle=True,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        callback=None,
+    ):
+        self.C = C
+        self.solver = solver
+        self.fit_intercept = fit_intercept
+        self.tol = tol
+        self.max_iter = max_iter
+        self.class_weight = class_weight
+        self.label_smoothing = label_smoothing
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.shuffle = shuffle
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.callback = callback
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.classifier_tags.multi_class = True
+        return tags
+
+    # ------------------------------------------------------------------ fit
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to ``X`` and labels or label distributions ``y``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data. float32 stays float32; CSR/CSC is never densified.
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            Class labels, or rows of class probabilities (soft labels, each
+            row non-negative and summing to one).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights per sample.
+
+        Returns
+        -------
+        self : SoftmaxRegressionClassifier
+            The fitted estimator.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sksoftmax import SoftmaxRegressionClassifier
+        >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
+        >>> clf = SoftmaxRegressionClassifier().fit(X, [0, 0, 1, 1])
+        >>> clf.coef_.shape, clf.n_iter_ > 0
+        ((1, 1), True)
+        """
+        X, target, classes, sw = self._validate_training_data(X, y, sample_weight)
+        fitted = self._solve(X, target, classes, sw, incremental=False)
+        self._store(fitted)
+        return self
+
+    @available_if(_is_stochastic)
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """One SGD/Adam pass over a batch (online, true multinomial learning).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            A batch of training data.
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            Labels of the batch (it may lack some classes), or soft labels.
+        classes : array-like of shape (n_classes,), default=None
+            All the classes; required on the first call, ignored after.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights per sample.
+
+        Returns
+        -------
+        self : SoftmaxRegressionClassifier
+            The updated estimator.
+
+        Notes
+        -----
+        The penalty is ``||W||^2 / (2 C S)`` with ``S`` the total weight of
+        all samples passed so far, so a stream minimizes J over everything
+        it has seen, as ``fit`` would on the concatenation.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sksoftmax import SoftmaxRegressionClassifier
+        >>> clf = SoftmaxRegressionClassifier(solver="sgd", learning_rate_init=0.1)
+        >>> X = np.array([[0.0], [1.0], [2.0]])
+        >>> clf = clf.partial_fit(X, [0, 1, 2], classes=[0, 1, 2])
+        >>> clf = clf.partial_fit(X[:1], [0])
+        >>> clf.coef_.shape
+        (3, 1)
+        """
+        first = not hasattr(self, "classes_")
+        if first:
+            if classes is None:
+                raise ValueError(
+                    "classes must be passed on the first call to partial_fit."
+                )
+        X, target, classes, sw = self._validate_training_data(
+            X, y, sample_weight, classes=None if first else self.classes_,
+            given_classes=classes if first else None, reset=first,
+        )
+        fitted = self._solve(X, target, classes, sw, incremental=not first,
+                             single_pass=True)
+        self._store(fitted)
+        return self
+
+    # --------------------------------------------------------- validation
+
+    def _validate_training_data(self, X, y, sample_weight, classes=None,
+                                given_classes=None, reset=True):
+        """Check everything before any work. Returns the data, the target
+        (class codes or a distribution matrix), the classes and the weights
+        (None, or sample_weight times class_weight)."""
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y "
+                "is None."
+            )
+        X, y = validate_data(
+            self, X, y, reset=reset, accept_sparse=["csr", "csc"],
+            dtype=[np.float64, np.float32], multi_output=True, order="C",
+        )
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if y.ndim == 2:
+            target, classes = self._soft_target(y, X.dtype, classes, given_classes)
+            codes = None
+        else:
+            codes, classes = self._encode_labels(y, classes, given_classes)
+            target = codes
+        sw = None
+        if sample_weight is not None:
+            sw = _check_sample_weight(sample_weight, X, dtype=X.dtype,
+                                      ensure_non_negative=True)
+        if self.class_weight is not None:
+            cw = self._class_weight_vector(classes, codes, target)
+            per_sample = cw[codes] if codes is not None else target @ cw
+            sw = per_sample if sw is None else sw * per_sample
+        if sw is not None and not np.any(sw > 0):
+            raise ValueError("The sample weights (times class weights) are all zero; "
+                             "at least one sample needs a positive weight.")
+        return X, target, classes, sw
+
+    def _encode_labels(self, y, classes, given_classes):
+        check_classification_targets(y)
+        if classes is None and given_classes is None:
+            encoder = LabelEncoder().fit(y)
+            classes = encoder.classes_
+            if classes.shape[0] < 2:
+                raise ValueError(
+                    "This solver needs samples of at least 2 classes in the data, "
+                    f"but the data contains only one class: {classes[0]!r}."
+                )
+            return encoder.transform(y), classes
+        if given_classes is not None:
+            classes = np.unique(np.asarray(given_classes))
+            if classes.shape[0] < 2:
+                raise ValueError(
+                    f"classes must hold at least 2 classes, got {classes.tolist()!r}."
+                )
+        unseen = np.setdiff1d(np.unique(y), classes)
+        if unseen.size:
+            raise ValueError(
+                f"y holds labels {unseen.tolist()!r} that are not in classes "
+                f"{classes.tolist()!r}."
+            )
+        return np.searchsorted(classes, y), classes
+
+    def _soft_target(self, Y, dtype, classes, given_classes):
+        if not np.issubdtype(Y.dtype, np.number) or np.issubdtype(
+            Y.dtype, np.complexfloating
+        ):
+            raise ValueError(
+                "A 2-D y must hold class probabilities (real numbers), got dtype "
+                f"{Y.dtype}; multi-output targets are not supported."
+            )
+        Y = np.asarray(Y, dtype=dtype)
+        n_classes = Y.shape[1]
+        if given_classes is not None and len(given_classes) != n_classes:
+            raise ValueError(
+                f"classes has {len(given_classes)} entries but y has {n_classes} "
+                "columns of class probabilities."
+            )
+        if classes is not None and classes.shape[0] != n_classes:
+            raise ValueError(
+                f"y has {n_classes} columns of class probabilities; the model was "
+                f"fitted with {classes.shape[0]} classes."
+            )
+        if n_classes < 2:
+            raise ValueError("Soft labels need at least 2 class columns.")
+        tol = np.sqrt(np.finfo(dtype).eps) * 10
+        sums = Y.sum(axis=1)
+        if np.any(Y < 0) or np.any(np.abs(sums - 1) > tol):
+            if np.all((Y == 0) | (Y == 1)):
+                raise ValueError(
+                    "y looks like a multi-label indicator matrix; multi-label "
+                    "targets are not supported. Pass one label per sample, or "
+                    "rows of class probabilities that sum to 1."
+                )
+            raise ValueError(
+                "Each row of a 2-D y must be a probability distribution: "
+                f"non-negative and summing to 1 (within {tol:.1e}). "
+                f"Found row sums in [{sums.min():.6g}, {sums.max():.6g}] and "
+                f"minimum entry {Y.min():.6g}."
+            )
+        return Y, np.arange(n_classes)
+
+    def _class_weight_vector(self, classes, codes, target):
+        if self.class_weight == "balanced":
+            if codes is None:  # soft labels: expected class counts
+                counts = target.sum(axis=0)
+                return (target.shape[0] / (len(classes) * np.maximum(counts, 1e-12)))
+            present = np.unique(codes)
+            cw = np.ones(len(classes))
+            cw[present] = compute_class_weight(
+                "balanced", classes=present, y=codes
+            )
+            return cw
+        unknown = [k for k in self.class_weight if k not in set(classes.tolist())]
+        if unknown:
+            raise ValueError(
+                f"class_weight has keys {unknown!r} that are not classes; the "
+                f"classes are {classes.tolist()!r}."
+            )
+        return np.array([self.class_weight.get(c, 1.0) for c in classes.tolist()],
+                        dtype=np.float64)
+
+    # -------------------------------------------------------------- solving
+
+    def _batch_size(self, n_samples):
+        if self.batch_size == "auto":
+            return min(200, n_samples)
+        return min(self.batch_size, n_samples)
+
+    def _initial_params(self, loss, X, classes, incremental):
+        """Zeros, or the previous solution for warm_start / partial_fit."""
+        k, d = loss.n_logits, loss.n_features
+        W = np.zeros((k, d), dtype=np.float64)
+        b = np.zeros(k, dtype=np.float64)
+        reuse = (incremental or self.warm_start) and hasattr(self, "coef_")
+        if reuse and self.coef_.shape == (k, d) and np.array_equal(
+            self.classes_, classes
+        ):
+            W[...] = self.coef_
+            b[...] = self.intercept_
+        return W, b
+
+    def _solve(self, X, target, classes, sw, *, incremental, single_pass=False):
+        """Run the solver; return the new fitted state without storing it."""
+        n, d = X.shape
+        S_batch = float(n if sw is None else sw.sum())
+        S = S_batch + (self._seen_weight if incremental else 0.0)
+        alpha = 0.0 if np.isinf(self.C) else 1.0 / (self.C * S)
+        loss = LinearSoftmaxLoss(len(classes), d, fit_intercept=self.fit_intercept,
+                                 alpha=alpha, label_smoothing=self.label_smoothing)
+        W0, b0 = self._initial_params(loss, X, classes, incremental)
+        monitor = TrainingMonitor(self, verbose=self.verbose, callback=self.callback,
+                                  start_iter=self.n_iter_ if incremental else 0)
+        if self.solver == "lbfgs":
+            coef0 = np.concatenate([W0.ravel(), b0 if self.fit_intercept else []])
+            res = minimize_lbfgs(loss, coef0, X, target, sw, max_iter=self.max_iter,
+                                 tol=self.tol, monitor=monitor)
+            W, b = loss.unpack(res.W)
+            res.W, res.b = W, b
+            if res.state["status"] == 1:
+                warnings.warn(
+                    f"lbfgs failed to converge after {res.n_iter} iteration(s) "
+                    f"(max_iter={self.max_iter}). Increase max_iter or scale the "
+                    "data.", ConvergenceWarning, stacklevel=3)
+        else:
+            res = self._run_stochastic(loss, X, target, sw, W0, b0, monitor,
+                                       incremental, single_pass)
+        if incremental:
+            res.loss_curve = list(self.loss_curve_) + res.loss_curve
+            res.n_iter += self.n_iter_
+        return loss, classes, res, S
+
+    def _run_stochastic(self, loss, X, target, sw, W0, b0, monitor, incremental,
+                        single_pass):
+        xp = get_namespace(X)
+        rng = check_random_state(self.random_state)
+        if incremental:
+            rng = self._rng
+        validation = None
+        if self.early_stopping and not single_pass:
+            X, target, sw, validation = self._split_validation(X, target, sw, rng)
+        optimizer = MinibatchOptimizer(
+            self.solver, learning_rate_init=self.learning_rate_init,
+            learning_rate=self.learning_rate, power_t=self.power_t,
+            momentum=self.momentum, nesterovs_momentum=self.nesterovs_momentum,
+            beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
+            state=self._optimizer_state if incremental else None,
+        )
+        W = asarray_like(W0, X, xp=xp)
+        b = asarray_like(b0, X, xp=xp) if self.fit_intercept else None
+        res = run_minibatch_epochs(
+            loss, X, target, sw, W, b, optimizer=optimizer,
+            batch_size=self._batch_size(X.shape[0]),
+            max_iter=1 if single_pass else self.max_iter,
+            shuffle=self.shuffle, rng=rng, tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change, monitor=monitor,
+            validation=validation,
+        )
+        self._rng_next = rng
+        if not res.converged and not single_pass:
+            warnings.warn(
+                f"Stochastic optimizer: maximum iterations ({self.max_iter}) "
+                "reached and the optimization hasn't converged yet.",
+                ConvergenceWarning, stacklevel=4)
+        return res
+
+    def _split_validation(self, X, target, sw, rng):
+        stratify = target if target.ndim == 1 else None
+        idx = np.arange(X.shape[0])
+        try:
+            tr, va = train_test_split(idx, test_size=self.validation_fraction,
+                                      random_state=rng, stratify=stratify)
+        except ValueError:  # a class too small to stratify
+            tr, va = train_test_split(idx, test_size=self.validation_fraction,
+                                      random_state=rng)
+        if len(va) < 2:
+            raise ValueError(
+                f"validation_fraction={self.validation_fraction} leaves "
+                f"{len(va)} validation sample(s); use more data or a larger "
+                "fraction, or early_stopping=False.")
+        sw_tr = None if sw is None else sw[tr]
+        return X[tr], target[tr], sw_tr, (X[va], target[va])
+
+    def _store(self, fitted):
+        """Swap the new state in, all at once, only after the solver succeeded."""
+        loss, classes, res, S = fitted
+        W = to_numpy(res.W)
+        b = to_numpy(res.b) if res.b is not None else np.zeros(W.shape[0])
+        if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
+            raise FloatingPointError(
+                "The solver produced non-finite coefficients; the previous model "
+                "is kept. Lower learning_rate_init, scale the features or raise "
+                "the regularization (smaller C).")
+        dtype = res.W.dtype if hasattr(res.W, "dtype") else np.float64
+        dtype = np.float32 if str(dtype).endswith("float32") else np.float64
+        state = {
+            "classes_": classes,
+            "coef_": np.ascontiguousarray(W, dtype=dtype),
+            "intercept_": np.asarray(b, dtype=dtype),
+            "n_iter_": int(res.n_iter),
+            "loss_curve_": [float(v) for v in res.loss_curve],
+            "best_loss_": float(min(res.loss_curve)) if res.loss_curve
+            else res.best_loss,
+            "validation_scores_": res.validation_scores,
+            "temperature_": 1.0,
+            "_seen_weight": S,
+        }
+        if self.solver in _STOCHASTIC:
+            state["_optimizer_state"] = res.state
+            state["_rng"] = getattr(self, "_rng_next", None)
+        for name in ("_rng_next",):
+            self.__dict__.pop(name, None)
+        self.__dict__.update(state)
+
+    # ------------------------------------------------------------ predict
+
+    def _validated_X(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, accept_sparse=["csr", "csc"],
+                             dtype=[np.float64, np.float32])
+
+    def _logits(self, X):
+        """Full logits (n, n_classes): binary gets the zero column of class 0."""
+        xp = get_namespace(X)
+        W = asarray_like(self.coef_, X, xp=xp)
+        b = asarray_like(self.intercept_, X, xp=xp)
+        loss = LinearSoftmaxLoss(len(self.classes_), W.shape[1])
+        return loss.logits(X, W, b, xp=xp), xp
+
+    def decision_function(self, X):
+        """Logits ``X W^T + b``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) for two classes, else (n_samples, n_classes)
+            For two classes, the logit of class 1 against class 0.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sksoftmax import SoftmaxRegressionClassifier
+        >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
+        >>> clf = SoftmaxRegressionClassifier().fit(X, [0, 0, 1, 1])
+        >>> clf.decision_function(X).shape
+        (4,)
+        """
+        O, xp = self._logits(self._validated_X(X))
+        return O[:, 1] if len(self.classes_) == 2 else O
+
+    def predict_proba(self, X):
+        """Class probabilities ``softmax(O / temperature_)``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Rows sum to one; columns follow ``classes_``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sksoftmax import SoftmaxRegressionClassifier
+        >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
+        >>> clf = SoftmaxRegressionClassifier().fit(X, [0, 0, 1, 1])
+        >>> clf.predict_proba(X).sum(axis=1)
+        array([1., 1., 1., 1.])
+        """
+        O, xp = self._logits(self._validated_X(X))
+        return softmax(O, axis=1, temperature=self.temperature_, xp=xp)
+
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba`, computed stably from the logits.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Finite even where a probability rounds to zero.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sksoftmax import SoftmaxRegressionClassifier
+        >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
+        >>> clf = SoftmaxRegressionClassifier().fit(X, [0, 0, 1, 1])
+        >>> bool(np.all(clf.predict_log_proba(X) < 0))
+        True
+        """
+        O, xp = self._logits(self._validated_X(X))
+        if self.temperature_ != 1.0:
+            O = O / self.temperature_
+        return log_softmax(O, axis=1, xp=xp)
+
+    def predict(self, X):
+        """The most probable class of each sample.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Samples.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Entries of ``classes_``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sksoftmax import SoftmaxRegressionClassifier
+        >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
+        >>> SoftmaxRegressionClassifier().fit(X, ["a", "a", "b", "b"]).predict(X)
+        array(['a', 'a', 'b', 'b'], dtype='<U1')
+        """
+        O, xp = self._logits(self._validated_X(X))
+        codes = to_numpy(xp.argmax(O, axis=1))
+        return self.classes_[codes]

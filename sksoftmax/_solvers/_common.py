@@ -1,0 +1,58 @@
+"""What every solver reports, and the per-iteration bookkeeping they share:
+the objective curve, verbose lines and the user's callback."""
+
+import time
+from dataclasses import dataclass, field
+
+
+@dataclass
+class SolverResult:
+    """Parameters and history handed back to the estimator.
+
+    ``W`` (k, d) and ``b`` (k,) or None are in the namespace of the data.
+    """
+
+    W: object
+    b: object
+    n_iter: int
+    loss_curve: list = field(default_factory=list)
+    converged: bool = True
+    stopped_by_callback: bool = False
+    validation_scores: list | None = None
+    best_loss: float | None = None
+    state: dict | None = None
+
+
+class TrainingMonitor:
+    """Records the objective after each iteration or epoch, prints it when
+    ``verbose`` and asks the user's ``callback`` whether to stop."""
+
+    def __init__(self, estimator=None, *, verbose=0, callback=None, start_iter=0):
+        self.estimator = estimator
+        self.verbose = verbose
+        self.callback = callback
+        self.loss_curve = []
+        self.iteration = start_iter
+        self._t0 = time.perf_counter()
+
+    @property
+    def elapsed(self):
+        return time.perf_counter() - self._t0
+
+    def step(self, objective, **extra):
+        """Record one iteration; return True when the callback asks to stop."""
+        self.iteration += 1
+        objective = float(objective)
+        self.loss_curve.append(objective)
+        info = {"iteration": self.iteration, "objective": objective,
+                "elapsed": self.elapsed, **extra}
+        if self.verbose:
+            line = (f"Iteration {self.iteration}, objective = {objective:.8f}, "
+                    f"elapsed = {info['elapsed']:.2f}s")
+            if self.verbose > 1:
+                line += "".join(f", {k} = {v:.6g}" for k, v in extra.items()
+                                if isinstance(v, float))
+            print(line)
+        if self.callback is not None:
+            return bool(self.callback(self.estimator, info))
+        return False

@@ -1,0 +1,161 @@
+"""Minibatch SGD (momentum, Nesterov) and Adam on the same objective J.
+
+A minibatch ``B`` estimates J by ``(1/S_B) sum_{i in B} s_i CE_i`` plus the
+full penalty ``alpha/2 ||W||^2``, so every solver heads to the same optimum.
+The updates follow MLPClassifier's definitions of the same parameter names.
+"""
+
+import math
+
+import numpy as np
+
+from .._backend import device, get_namespace, is_numpy_namespace, take_rows
+from ._common import SolverResult
+
+
+class MinibatchOptimizer:
+    """Update rule and its state for ``solver`` in {"sgd", "adam"}.
+
+    ``state`` (velocities or Adam moments, the step count and the current
+    learning rate) survives between ``partial_fit`` calls.
+    """
+
+    def __init__(self, solver, *, learning_rate_init, learning_rate="constant",
+                 power_t=0.5, momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8, state=None):
+        self.solver = solver
+        self.learning_rate_init = learning_rate_init
+        self.schedule = learning_rate
+        self.power_t = power_t
+        self.momentum = momentum
+        self.nesterov = nesterovs_momentum
+        self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.state = state if state is not None else {
+            "lr": learning_rate_init, "t": 0, "moments": None, "samples_seen": 0,
+        }
+
+    @property
+    def learning_rate(self):
+        return self.state["lr"]
+
+    def _zeros(self, params, xp):
+        return [xp.zeros_like(p) for p in params]
+
+    def update(self, params, grads, xp):
+        """Return the parameters after one step on the minibatch gradients."""
+        st = self.state
+        if st["moments"] is None:
+            st["moments"] = (self._zeros(params, xp) if self.solver == "sgd"
+                             else (self._zeros(params, xp), self._zeros(params, xp)))
+        if self.solver == "sgd":
+            lr, mu = st["lr"], self.momentum
+            vel = [mu * v - lr * g for v, g in zip(st["moments"], grads)]
+            st["moments"] = vel
+            steps = ([mu * v - lr * g for v, g in zip(vel, grads)]
+                     if self.nesterov and mu else vel)
+        else:
+            st["t"] += 1
+            b1, b2, t = self.beta_1, self.beta_2, st["t"]
+            ms = [b1 * m + (1 - b1) * g for m, g in zip(st["moments"][0], grads)]
+            vs = [b2 * v + (1 - b2) * (g * g) for v, g in zip(st["moments"][1], grads)]
+            st["moments"] = (ms, vs)
+            lr = self.learning_rate_init * math.sqrt(1 - b2**t) / (1 - b1**t)
+            steps = [-lr * m / (xp.sqrt(v) + self.epsilon) for m, v in zip(ms, vs)]
+        return [p + s for p, s in zip(params, steps)]
+
+    def end_epoch(self, n_samples):
+        """Advance the ``invscaling`` schedule by the samples just seen."""
+        st = self.state
+        st["samples_seen"] += n_samples
+        if self.solver == "sgd" and self.schedule == "invscaling":
+            st["lr"] = self.learning_rate_init / (st["samples_seen"] + 1) ** self.power_t
+
+    def should_stop(self):
+        """No improvement for long enough: stop, or (``adaptive``) divide the
+        learning rate by 5 and go on while it stays above 1e-6."""
+        if self.solver != "sgd" or self.schedule != "adaptive":
+            return True
+        if self.state["lr"] <= 1e-6:
+            return True
+        self.state["lr"] /= 5.0
+        return False
+
+
+def _batches(n, batch_size, rng, shuffle, like, xp):
+    """Index arrays of the minibatches of one epoch, on the data's device."""
+    order = rng.permutation(n) if shuffle else np.arange(n)
+    if not is_numpy_namespace(xp) and like is not None:
+        order = xp.asarray(order, device=device(like))
+    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+
+
+def validation_score(loss, W, b, X, target, xp):
+    """Accuracy for class codes; minus the mean cross-entropy for soft labels."""
+    O = loss.logits(X, W, b, xp=xp)
+    if target.ndim == 1:
+        hits = xp.argmax(O, axis=1) == xp.astype(target, xp.int64)
+        return float(xp.mean(xp.astype(hits, O.dtype)))
+    lse = xp.log(xp.sum(xp.exp(O - xp.max(O, axis=1, keepdims=True)), axis=1))
+    lse = lse + xp.max(O, axis=1)
+    return -float(xp.mean(lse - xp.sum(target * O, axis=1)))
+
+
+def run_minibatch_epochs(loss, X, target, sample_weight, W, b, *, optimizer,
+                         batch_size, max_iter, shuffle, rng, tol, n_iter_no_change,
+                         monitor, validation=None):
+    """Run up to ``max_iter`` epochs; stop early as MLPClassifier does.
+
+    ``validation`` is None or ``(X_val, target_val)``: then the score on it
+    decides when to stop and the best parameters are restored at the end.
+    """
+    xp = get_namespace(X, W)
+    n = X.shape[0]
+    S = n if sample_weight is None else float(xp.sum(sample_weight))
+    params = [W] if b is None else [W, b]
+    best_loss, best_score, best_params = math.inf, -math.inf, params
+    scores = [] if validation is not None else None
+    no_improvement, converged, stopped, epochs = 0, False, False, 0
+    dense_like = None if not hasattr(X, "__array_namespace__") else X
+    for _ in range(max_iter):
+        epoch_sum = 0.0
+        for idx in _batches(n, batch_size, rng, shuffle, dense_like, xp):
+            Xb = take_rows(X, idx, xp)
+            tb = take_rows(target, idx, xp)
+            wb = None if sample_weight is None else take_rows(sample_weight, idx, xp)
+            Jb, gW, gb = loss.loss_gradient_arrays(params[0], params[-1] if b is not None
+                                                   else None, Xb, tb, wb, xp=xp)
+            Sb = Xb.shape[0] if wb is None else xp.sum(wb)
+            epoch_sum = epoch_sum + Jb * Sb
+            params = optimizer.update(params, [gW] if b is None else [gW, gb], xp)
+        epochs += 1
+        optimizer.end_epoch(n)
+        objective = float(epoch_sum) / S
+        extra = {"learning_rate": float(optimizer.learning_rate)}
+        if validation is not None:
+            score = validation_score(loss, params[0], params[-1] if b is not None
+                                     else None, *validation, xp)
+            scores.append(score)
+            extra["validation_score"] = score
+            improved = score >= best_score + tol
+            if score > best_score:
+                best_score, best_params = score, params
+        else:
+            improved = objective <= best_loss - tol
+            best_params = params
+        best_loss = min(best_loss, objective)
+        no_improvement = 0 if improved else no_improvement + 1
+        if monitor.step(objective, **extra):
+            stopped = True
+            break
+        if no_improvement > n_iter_no_change:
+            if optimizer.should_stop():
+                converged = True
+                break
+            no_improvement = 0
+    final = best_params if validation is not None else params
+    return SolverResult(
+        W=final[0], b=final[1] if b is not None else None, n_iter=epochs,
+        loss_curve=monitor.loss_curve, converged=converged or stopped,
+        stopped_by_callback=stopped, validation_scores=scores, best_loss=best_loss,
+        state=optimizer.state,
+    )
