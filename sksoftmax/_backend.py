@@ -5,11 +5,21 @@ never imports NumPy-vs-CuPy specifics itself. CuPy is imported only when a
 caller asks for the GPU, never when the package is imported.
 """
 
+import sys
+
 import numpy as np
 import scipy.sparse as sp
-from array_api_compat import array_namespace, device, is_numpy_namespace
+from array_api_compat import (
+    array_namespace,
+    device,
+    is_array_api_obj,
+    is_cupy_namespace,
+    is_numpy_array,
+    is_numpy_namespace,
+)
 
 __all__ = [
+    "ComputeTarget",
     "device",
     "get_namespace",
     "is_numpy_namespace",
@@ -20,15 +30,34 @@ __all__ = [
 ]
 
 
+def _is_cupy_sparse(X):
+    # Never import CuPy here: if it is not loaded, X cannot be a CuPy matrix.
+    if "cupyx.scipy.sparse" not in sys.modules:
+        return False
+    return sys.modules["cupyx.scipy.sparse"].issparse(X)
+
+
 def is_sparse(X):
-    """True for SciPy sparse matrices and arrays."""
-    return sp.issparse(X)
+    """True for SciPy sparse matrices/arrays and CuPy's sparse matrices."""
+    return sp.issparse(X) or _is_cupy_sparse(X)
+
+
+def is_foreign_array(X):
+    """True for an Array API array that is not a NumPy array (CuPy, torch,
+    array_api_strict, ...): such input keeps its namespace and device."""
+    return is_array_api_obj(X) and not is_numpy_array(X) and not sp.issparse(X)
 
 
 def get_namespace(*arrays, xp=None):
-    """The Array API namespace of ``arrays`` (SciPy sparse counts as NumPy)."""
+    """The Array API namespace of ``arrays`` (SciPy sparse counts as NumPy,
+    CuPy sparse as CuPy)."""
     if xp is not None:
         return xp
+    for a in arrays:
+        if _is_cupy_sparse(a):
+            import cupy
+
+            return array_namespace(cupy.empty(0))
     dense = [a for a in arrays if a is not None and not sp.issparse(a)]
     if not dense:
         return array_namespace(np.empty(0))
@@ -37,14 +66,131 @@ def get_namespace(*arrays, xp=None):
 
 def to_numpy(a):
     """Copy an array from any namespace or device into a NumPy array."""
-    if isinstance(a, np.ndarray):
+    if a is None or isinstance(a, np.ndarray) or sp.issparse(a):
         return a
     mod = type(a).__module__
     if mod.startswith("cupy"):
         return a.get()
     if mod.startswith("torch"):
         return a.detach().cpu().numpy()
-    return np.asarray(a)
+    try:  # DLPack is the library-neutral way across namespaces and devices
+        return np.from_dlpack(a)
+    except (AttributeError, BufferError, TypeError, RuntimeError):
+        return np.asarray(a)
+
+
+def from_numpy(a, xp, dev, *, dtype=None):
+    """A NumPy (or sparse) array moved into namespace ``xp`` on ``dev``."""
+    if sp.issparse(a):
+        if is_numpy_namespace(xp):
+            return a
+        if is_cupy_namespace(xp):
+            import cupyx.scipy.sparse as cusp
+
+            return cusp.csr_matrix(a.tocsr())
+        raise TypeError(
+            f"Sparse input is supported on NumPy and CuPy only, not {xp.__name__}."
+        )
+    if dtype is None:
+        return xp.asarray(a, device=dev)
+    return xp.asarray(a, dtype=dtype, device=dev)
+
+
+def column_sums(G, xp):
+    """``G.sum(axis=0)``. On GPUs an axis-0 reduction over many rows with few
+    outputs runs on few blocks (measured 4.6 ms vs 0.04 ms on an H100 for
+    1M x 10), so it is expressed there as the product ``ones @ G``."""
+    if is_numpy_namespace(xp):
+        return G.sum(axis=0)
+    return xp.ones(G.shape[0], dtype=G.dtype, device=device(G)) @ G
+
+
+def permutation(n, rng, xp, like):
+    """A random permutation of ``range(n)`` made on the device of ``like``.
+
+    On CuPy it is drawn on the GPU from a seed taken from ``rng``, so the
+    minibatch loop never copies indices from the host; elsewhere it is drawn
+    by ``rng`` and moved once per epoch.
+    """
+    if is_cupy_namespace(xp):
+        import cupy
+
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        return cupy.random.RandomState(seed).permutation(n)
+    order = rng.permutation(n)
+    if is_numpy_namespace(xp) or like is None or is_sparse(like):
+        return order
+    return xp.asarray(order, device=device(like))
+
+
+class ComputeTarget:
+    """Where the arithmetic runs (``xp``, ``device``) and where results go back
+    (the input's namespace and device), resolved from the ``device``
+    parameter and the input ``X``.
+
+    * ``device=None``: follow the input (NumPy stays on the CPU; CuPy, torch
+      or any Array API array stays in its namespace and on its device);
+    * ``"cpu"``: compute with NumPy;
+    * ``"cuda"``: compute with CuPy on the current GPU, even for NumPy input.
+    """
+
+    def __init__(self, device_param, X):
+        self.input_xp = get_namespace(X)
+        self.input_device = None if is_sparse(X) else device(X)
+        if device_param is None:
+            self.xp, self.device = self.input_xp, self.input_device
+        elif device_param == "cpu":
+            self.xp, self.device = array_namespace(np.empty(0)), "cpu"
+        else:
+            cupy = import_cupy()
+            self.xp = array_namespace(cupy.empty(0))
+            self.device = cupy.cuda.Device()
+
+    @property
+    def moves(self):
+        """True when the input must move to another namespace or device."""
+        return not (self.xp is self.input_xp and self.device == self.input_device)
+
+    def to_compute(self, a, *, dtype=None):
+        """``a`` (input-side array, or NumPy) moved where the arithmetic runs."""
+        if a is None:
+            return None
+        if not self.moves and (is_foreign_array(a) or is_sparse(a)):
+            return a if dtype is None else self.xp.astype(a, dtype)
+        host = to_numpy(a)
+        if is_numpy_namespace(self.xp):
+            return host if dtype is None else host.astype(dtype, copy=False)
+        return from_numpy(host, self.xp, self.device, dtype=dtype)
+
+    def to_input(self, a):
+        """A result (or NumPy array) moved to the input's namespace and device."""
+        if is_numpy_namespace(self.input_xp):
+            return to_numpy(a)
+        if (is_foreign_array(a) and get_namespace(a) is self.input_xp
+                and device(a) == self.input_device):
+            return a
+        return from_numpy(to_numpy(a), self.input_xp, self.input_device)
+
+
+def import_cupy():
+    """Import CuPy for ``device="cuda"`` with errors that say what to do."""
+    try:
+        import cupy
+    except ImportError as exc:
+        raise ImportError(
+            'device="cuda" needs CuPy. Install the wheel matching your CUDA '
+            'version, e.g. pip install "sksoftmax[gpu]" (cupy-cuda12x) or '
+            "pip install cupy-cuda13x for CUDA 13."
+        ) from exc
+    try:
+        n_gpus = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # CUDARuntimeError when no driver is present
+        raise RuntimeError(
+            f'device="cuda" was requested but CuPy sees no usable GPU ({exc}).'
+        ) from exc
+    if n_gpus == 0:
+        raise RuntimeError('device="cuda" was requested but no GPU is visible.')
+    return cupy
 
 
 def asarray_like(a, like, *, dtype=None, xp=None):
@@ -54,6 +200,8 @@ def asarray_like(a, like, *, dtype=None, xp=None):
     dtype = like.dtype if dtype is None else dtype
     if sp.issparse(like):
         return np.asarray(a, dtype=dtype)
+    if is_sparse(like):  # CuPy sparse: dense parameters on the current GPU
+        return xp.asarray(a, dtype=dtype)
     return xp.asarray(a, dtype=dtype, device=device(like))
 
 
@@ -64,7 +212,7 @@ def matmul_t(X, W):
 
 def t_matmul(G, X):
     """``G.T @ X`` of shape (k, d) for ``G`` (n, k) and dense or sparse ``X``."""
-    if sp.issparse(X):
+    if is_sparse(X):
         # Sparse @ dense keeps X in its compressed form; transpose the small result.
         return (X.T @ G).T
     return G.T @ X
@@ -97,7 +245,14 @@ def limit_scipy_blas_threads():
 
 
 def take_rows(a, idx, xp):
-    """Rows ``idx`` of a dense array (any namespace) or a SciPy sparse matrix."""
-    if sp.issparse(a) or is_numpy_namespace(xp):
+    """Rows ``idx`` of a dense array (any namespace) or a sparse matrix."""
+    if is_sparse(a) or is_numpy_namespace(xp):
         return a[idx]
     return xp.take(a, idx, axis=0)
+
+
+def index_on_device(idx, like, xp):
+    """Host indices ``idx`` moved to the device of ``like`` for ``take_rows``."""
+    if is_numpy_namespace(xp) or is_sparse(like):
+        return idx
+    return xp.asarray(idx, device=device(like))

@@ -5,22 +5,35 @@ import warnings
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning, DataConversionWarning
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
+from sklearn.metrics import accuracy_score
 from sklearn.utils import check_random_state, compute_class_weight
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
+    check_array,
+    check_consistent_length,
     check_is_fitted,
     column_or_1d,
     validate_data,
 )
 
-from ._backend import asarray_like, get_namespace, to_numpy
+from ._backend import (
+    ComputeTarget,
+    asarray_like,
+    device,
+    get_namespace,
+    index_on_device,
+    is_foreign_array,
+    take_rows,
+    to_numpy,
+)
 from ._functional import log_softmax, softmax
 from ._loss import LinearSoftmaxLoss
 from ._solvers import (
@@ -110,6 +123,14 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         Called after every iteration or epoch as ``callback(estimator, info)``
         with ``info`` a dict holding ``iteration``, ``objective`` and
         ``elapsed`` (seconds). Returning True stops training.
+    device : {"cpu", "cuda"} or None, default=None
+        Where the arithmetic runs. None follows the input: NumPy stays on the
+        CPU, and a CuPy array, torch tensor or any Array API array stays in
+        its namespace and on its device. ``"cuda"`` runs on the GPU through
+        CuPy even for NumPy input (X moves to the GPU once; L-BFGS moves only
+        the parameters and gradient per evaluation). Fitted attributes and
+        outputs always come back in the namespace and device of the input, so
+        a model fitted from NumPy pickles and predicts without a GPU.
 
     Attributes
     ----------
@@ -178,6 +199,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
         "callback": [callable, None],
+        "device": [StrOptions({"cpu", "cuda"}), None],
     }
 
     def __init__(
@@ -207,6 +229,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         warm_start=False,
         verbose=0,
         callback=None,
+        device=None,
     ):
         self.C = C
         self.solver = solver
@@ -232,11 +255,13 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         self.warm_start = warm_start
         self.verbose = verbose
         self.callback = callback
+        self.device = device
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.sparse = True
         tags.classifier_tags.multi_class = True
+        tags.array_api_support = True
         return tags
 
     # ------------------------------------------------------------------ fit
@@ -339,22 +364,34 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 f"{type(self).__name__} requires y to be passed, but the target y "
                 "is None."
             )
-        X, y = validate_data(
-            self, X, y, reset=reset, accept_sparse=["csr", "csc"],
-            dtype=[np.float64, np.float32], multi_output=True, order="C",
-        )
+        # Labels and weights are small: they are checked on the host, and only
+        # moved to the compute device by _solve.
+        y = to_numpy(y) if is_foreign_array(y) else y
+        if is_foreign_array(sample_weight):
+            sample_weight = to_numpy(sample_weight)
+        if is_foreign_array(X):
+            X = self._validate_foreign_X(X, reset=reset)
+            y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
+            check_consistent_length(X, y)
+        else:
+            X, y = validate_data(
+                self, X, y, reset=reset, accept_sparse=["csr", "csc"],
+                dtype=[np.float64, np.float32], multi_output=True, order="C",
+            )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if y.ndim == 2:
-            target, classes = self._soft_target(y, X.dtype, classes, given_classes)
+            target, classes = self._soft_target(y, _numpy_float_dtype(X), classes,
+                                                given_classes)
             codes = None
         else:
             codes, classes = self._encode_labels(y, classes, given_classes)
             target = codes
         sw = None
+        np_dtype = _numpy_float_dtype(X)
         if sample_weight is not None:
-            sw = _check_sample_weight(sample_weight, X, dtype=X.dtype,
-                                      ensure_non_negative=True)
+            sw = _check_sample_weight(sample_weight, np.empty((X.shape[0], 0)),
+                                      dtype=np_dtype, ensure_non_negative=True)
         if self.class_weight is not None:
             cw = self._class_weight_vector(classes, codes, target)
             per_sample = cw[codes] if codes is not None else target @ cw
@@ -363,6 +400,26 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("The sample weights (times class weights) are all zero; "
                              "at least one sample needs a positive weight.")
         return X, target, classes, sw
+
+    def _validate_foreign_X(self, X, *, reset):
+        """Check a non-NumPy Array API ``X`` in its own namespace and device."""
+        xp = get_namespace(X)
+        if X.ndim != 2:
+            raise ValueError(
+                f"Expected a 2-D array for X, got a {X.ndim}-D array of shape "
+                f"{tuple(X.shape)}.")
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            raise ValueError(
+                f"Found array with shape {tuple(X.shape)}: at least one sample and "
+                "one feature are required.")
+        if not xp.isdtype(X.dtype, "real floating"):
+            if not xp.isdtype(X.dtype, ("integral", "bool")):
+                raise ValueError(f"X must hold real numbers, got dtype {X.dtype}.")
+            X = xp.astype(X, xp.float64 if _has_float64(xp, X) else xp.float32)
+        if not bool(xp.all(xp.isfinite(X))):
+            raise ValueError("Input X contains NaN or infinity.")
+        validate_data(self, X, reset=reset, skip_check_array=True)
+        return X
 
     def _encode_labels(self, y, classes, given_classes):
         check_classification_targets(y)
@@ -470,8 +527,18 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
     def _solve(self, X, target, classes, sw, *, incremental, single_pass=False):
         """Run the solver; return the new fitted state without storing it."""
+        place = ComputeTarget(self.device, X)
+        dtype = _numpy_float_dtype(X)
+        X = place.to_compute(X)
+        target = place.to_compute(target, dtype=None if target.ndim == 1 else X.dtype)
+        sw = place.to_compute(sw, dtype=X.dtype)
+        fitted = self._run_solver(X, target, classes, to_numpy(sw), sw, incremental,
+                                  single_pass)
+        return (*fitted, place, dtype)
+
+    def _run_solver(self, X, target, classes, sw_host, sw, incremental, single_pass):
         n, d = X.shape
-        S_batch = float(n if sw is None else sw.sum())
+        S_batch = float(n if sw_host is None else sw_host.sum())
         S = S_batch + (self._seen_weight if incremental else 0.0)
         alpha = 0.0 if np.isinf(self.C) else 1.0 / (self.C * S)
         loss = LinearSoftmaxLoss(len(classes), d, fit_intercept=self.fit_intercept,
@@ -524,7 +591,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             n_iter_no_change=self.n_iter_no_change, monitor=monitor,
             validation=validation,
         )
-        self._rng_next = rng
+        res.rng = rng
         if not res.converged and not single_pass:
             warnings.warn(
                 f"Stochastic optimizer: maximum iterations ({self.max_iter}) "
@@ -533,7 +600,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         return res
 
     def _split_validation(self, X, target, sw, rng):
-        stratify = target if target.ndim == 1 else None
+        """Stratified hold-out split; the data stay on their device."""
+        stratify = to_numpy(target) if target.ndim == 1 else None
         idx = np.arange(X.shape[0])
         try:
             tr, va = train_test_split(idx, test_size=self.validation_fraction,
@@ -546,12 +614,15 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 f"validation_fraction={self.validation_fraction} leaves "
                 f"{len(va)} validation sample(s); use more data or a larger "
                 "fraction, or early_stopping=False.")
-        sw_tr = None if sw is None else sw[tr]
-        return X[tr], target[tr], sw_tr, (X[va], target[va])
+        xp = get_namespace(X)
+        tr, va = index_on_device(tr, X, xp), index_on_device(va, X, xp)
+        sw_tr = None if sw is None else take_rows(sw, tr, xp)
+        return (take_rows(X, tr, xp), take_rows(target, tr, xp), sw_tr,
+                (take_rows(X, va, xp), take_rows(target, va, xp)))
 
     def _store(self, fitted):
         """Swap the new state in, all at once, only after the solver succeeded."""
-        loss, classes, res, S = fitted
+        loss, classes, res, S, place, dtype = fitted
         W = to_numpy(res.W)
         b = to_numpy(res.b) if res.b is not None else np.zeros(W.shape[0])
         if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
@@ -559,12 +630,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 "The solver produced non-finite coefficients; the previous model "
                 "is kept. Lower learning_rate_init, scale the features or raise "
                 "the regularization (smaller C).")
-        dtype = res.W.dtype if hasattr(res.W, "dtype") else np.float64
-        dtype = np.float32 if str(dtype).endswith("float32") else np.float64
         state = {
             "classes_": classes,
-            "coef_": np.ascontiguousarray(W, dtype=dtype),
-            "intercept_": np.asarray(b, dtype=dtype),
+            "coef_": place.to_input(np.ascontiguousarray(W, dtype=dtype)),
+            "intercept_": place.to_input(np.asarray(b, dtype=dtype)),
             "n_iter_": int(res.n_iter),
             "loss_curve_": [float(v) for v in res.loss_curve],
             "best_loss_": float(min(res.loss_curve)) if res.loss_curve
@@ -575,25 +644,30 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         }
         if self.solver in _STOCHASTIC:
             state["_optimizer_state"] = res.state
-            state["_rng"] = getattr(self, "_rng_next", None)
-        for name in ("_rng_next",):
-            self.__dict__.pop(name, None)
+            state["_rng"] = res.rng
         self.__dict__.update(state)
 
     # ------------------------------------------------------------ predict
 
-    def _validated_X(self, X):
+    def _validated_X(self, X, method):
         check_is_fitted(self)
+        _check_same_namespace(X, self, method)
+        if is_foreign_array(X):
+            return self._validate_foreign_X(X, reset=False)
         return validate_data(self, X, reset=False, accept_sparse=["csr", "csc"],
                              dtype=[np.float64, np.float32])
 
-    def _logits(self, X):
-        """Full logits (n, n_classes): binary gets the zero column of class 0."""
+    def _logits(self, X, method):
+        """Full logits (n, n_classes) where the arithmetic runs (binary gets the
+        zero column of class 0), the namespace there, and the placement."""
+        X = self._validated_X(X, method)
+        place = ComputeTarget(self.device, X)
+        X = place.to_compute(X)
         xp = get_namespace(X)
-        W = asarray_like(self.coef_, X, xp=xp)
-        b = asarray_like(self.intercept_, X, xp=xp)
+        W = asarray_like(to_numpy(self.coef_), X, xp=xp)
+        b = asarray_like(to_numpy(self.intercept_), X, xp=xp)
         loss = LinearSoftmaxLoss(len(self.classes_), W.shape[1])
-        return loss.logits(X, W, b, xp=xp), xp
+        return loss.logits(X, W, b, xp=xp), xp, place
 
     def decision_function(self, X):
         """Logits ``X W^T + b``.
@@ -617,8 +691,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         >>> clf.decision_function(X).shape
         (4,)
         """
-        O, xp = self._logits(self._validated_X(X))
-        return O[:, 1] if len(self.classes_) == 2 else O
+        O, xp, place = self._logits(X, "decision_function")
+        return place.to_input(O[:, 1] if len(self.classes_) == 2 else O)
 
     def predict_proba(self, X):
         """Class probabilities ``softmax(O / temperature_)``.
@@ -642,8 +716,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         >>> clf.predict_proba(X).sum(axis=1)
         array([1., 1., 1., 1.])
         """
-        O, xp = self._logits(self._validated_X(X))
-        return softmax(O, axis=1, temperature=self.temperature_, xp=xp)
+        O, xp, place = self._logits(X, "predict_proba")
+        return place.to_input(softmax(O, axis=1, temperature=self.temperature_, xp=xp))
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`, computed stably from the logits.
@@ -667,10 +741,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         >>> bool(np.all(clf.predict_log_proba(X) < 0))
         True
         """
-        O, xp = self._logits(self._validated_X(X))
+        O, xp, place = self._logits(X, "predict_log_proba")
         if self.temperature_ != 1.0:
             O = O / self.temperature_
-        return log_softmax(O, axis=1, xp=xp)
+        return place.to_input(log_softmax(O, axis=1, xp=xp))
 
     def predict(self, X):
         """The most probable class of each sample.
@@ -693,6 +767,72 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         >>> SoftmaxRegressionClassifier().fit(X, ["a", "a", "b", "b"]).predict(X)
         array(['a', 'a', 'b', 'b'], dtype='<U1')
         """
-        O, xp = self._logits(self._validated_X(X))
-        codes = to_numpy(xp.argmax(O, axis=1))
-        return self.classes_[codes]
+        O, xp, place = self._logits(X, "predict")
+        codes = place.to_input(xp.argmax(O, axis=1))
+        if not is_foreign_array(codes) or not np.issubdtype(self.classes_.dtype,
+                                                            np.number):
+            return self.classes_[to_numpy(codes)]
+        in_xp = get_namespace(codes)
+        classes = in_xp.asarray(self.classes_, device=device(codes))
+        return in_xp.take(classes, codes, axis=0)
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy of :meth:`predict` on ``X`` against ``y``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Samples, in any namespace the model accepts.
+        y : array-like of shape (n_samples,)
+            True labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights per sample.
+
+        Returns
+        -------
+        score : float
+            Weighted share of correct predictions.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sksoftmax import SoftmaxRegressionClassifier
+        >>> X = np.array([[0.0], [1.0], [2.0], [3.0]])
+        >>> SoftmaxRegressionClassifier().fit(X, [0, 0, 1, 1]).score(X, [0, 0, 1, 1])
+        1.0
+        """
+        pred = to_numpy(self.predict(X))
+        return float(accuracy_score(to_numpy(y) if is_foreign_array(y) else y, pred,
+                                    sample_weight=to_numpy(sample_weight)
+                                    if is_foreign_array(sample_weight)
+                                    else sample_weight))
+
+
+def _numpy_float_dtype(X):
+    """The NumPy float dtype matching ``X``'s (any namespace)."""
+    return np.float32 if "float32" in str(X.dtype) else np.float64
+
+
+def _has_float64(xp, X):
+    try:
+        xp.zeros(1, dtype=xp.float64, device=device(X))
+    except Exception:  # e.g. Apple MPS supports float32 only
+        return False
+    return True
+
+
+def _check_same_namespace(X, estimator, method):
+    """Under array API dispatch, refuse X from another namespace or device
+    than the fitted coefficients (scikit-learn's contract)."""
+    if not get_config()["array_api_dispatch"] or estimator.device is not None:
+        return
+    coef = estimator.coef_
+    if is_foreign_array(X) == is_foreign_array(coef) and (
+        not is_foreign_array(X)
+        or (get_namespace(X) is get_namespace(coef) and device(X) == device(coef))
+    ):
+        return
+    raise ValueError(
+        f"Inputs passed to {type(estimator).__name__}.{method}() must use the "
+        "same namespace and the same device as those passed to fit()."
+    )

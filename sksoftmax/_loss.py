@@ -14,6 +14,7 @@ from sklearn import get_config
 
 from ._backend import (
     asarray_like,
+    column_sums,
     device,
     get_namespace,
     is_numpy_namespace,
@@ -184,7 +185,7 @@ class LinearSoftmaxLoss:
 
     def _chunk_rows(self, X):
         """Rows per chunk so that the n x K temporaries fit in working memory."""
-        itemsize = X.dtype.itemsize
+        itemsize = 4 if "float32" in str(X.dtype) else 8
         budget = get_config()["working_memory"] * 2**20
         per_row = 3 * self.n_classes * itemsize
         return max(1, int(budget // per_row))
@@ -219,7 +220,7 @@ class LinearSoftmaxLoss:
             if self.n_classes == 2:
                 G = G[:, 1:]
             gWc = t_matmul(G, Xc)
-            gbc = xp.sum(G, axis=0) if self.fit_intercept else None
+            gbc = column_sums(G, xp) if self.fit_intercept else None
             loss = loss + lc
             gW = gWc if gW is None else gW + gWc
             if gbc is not None:

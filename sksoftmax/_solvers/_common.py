@@ -21,6 +21,7 @@ class SolverResult:
     validation_scores: list | None = None
     best_loss: float | None = None
     state: dict | None = None
+    rng: object = None
 
 
 class TrainingMonitor:

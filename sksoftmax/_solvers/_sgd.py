@@ -9,7 +9,14 @@ import math
 
 import numpy as np
 
-from .._backend import device, get_namespace, is_numpy_namespace, take_rows
+from .._backend import (
+    device,
+    get_namespace,
+    is_numpy_namespace,
+    is_sparse,
+    permutation,
+    take_rows,
+)
 from ._common import SolverResult
 
 
@@ -83,9 +90,12 @@ class MinibatchOptimizer:
 
 def _batches(n, batch_size, rng, shuffle, like, xp):
     """Index arrays of the minibatches of one epoch, on the data's device."""
-    order = rng.permutation(n) if shuffle else np.arange(n)
-    if not is_numpy_namespace(xp) and like is not None:
-        order = xp.asarray(order, device=device(like))
+    if shuffle:
+        order = permutation(n, rng, xp, like)
+    elif is_numpy_namespace(xp):
+        order = np.arange(n)
+    else:
+        order = xp.arange(n) if is_sparse(like) else xp.arange(n, device=device(like))
     return [order[i : i + batch_size] for i in range(0, n, batch_size)]
 
 
@@ -115,10 +125,9 @@ def run_minibatch_epochs(loss, X, target, sample_weight, W, b, *, optimizer,
     best_loss, best_score, best_params = math.inf, -math.inf, params
     scores = [] if validation is not None else None
     no_improvement, converged, stopped, epochs = 0, False, False, 0
-    dense_like = None if not hasattr(X, "__array_namespace__") else X
     for _ in range(max_iter):
         epoch_sum = 0.0
-        for idx in _batches(n, batch_size, rng, shuffle, dense_like, xp):
+        for idx in _batches(n, batch_size, rng, shuffle, X, xp):
             Xb = take_rows(X, idx, xp)
             tb = take_rows(target, idx, xp)
             wb = None if sample_weight is None else take_rows(sample_weight, idx, xp)
