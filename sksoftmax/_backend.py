@@ -256,3 +256,10 @@ def index_on_device(idx, like, xp):
     if is_numpy_namespace(xp) or is_sparse(like):
         return idx
     return xp.asarray(idx, device=device(like))
+
+
+def is_device_out_of_memory(exc):
+    """True for CuPy's (or torch's) out-of-memory errors."""
+    name = type(exc).__name__
+    return name == "OutOfMemoryError" or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())

@@ -30,6 +30,7 @@ from ._backend import (
     device,
     get_namespace,
     index_on_device,
+    is_device_out_of_memory,
     is_foreign_array,
     take_rows,
     to_numpy,
@@ -532,8 +533,22 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         X = place.to_compute(X)
         target = place.to_compute(target, dtype=None if target.ndim == 1 else X.dtype)
         sw = place.to_compute(sw, dtype=X.dtype)
-        fitted = self._run_solver(X, target, classes, to_numpy(sw), sw, incremental,
-                                  single_pass)
+        try:
+            fitted = self._run_solver(X, target, classes, to_numpy(sw), sw,
+                                      incremental, single_pass)
+        except Exception as exc:
+            if not is_device_out_of_memory(exc):
+                raise
+            n, d = X.shape
+            k = len(classes)
+            itemsize = np.dtype(dtype).itemsize
+            raise MemoryError(
+                f"The device ran out of memory fitting X of shape ({n}, {d}) "
+                f"({n * d * itemsize / 2**30:.2f} GiB) with {k} classes: each "
+                f"n x K temporary takes {n * k * itemsize / 2**30:.2f} GiB. Use "
+                "float32 input, a smaller batch_size (sgd/adam), or lower "
+                "sklearn.set_config(working_memory=...) so that L-BFGS evaluates "
+                "the loss in smaller row chunks.") from exc
         return (*fitted, place, dtype)
 
     def _run_solver(self, X, target, classes, sw_host, sw, incremental, single_pass):

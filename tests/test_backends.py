@@ -238,3 +238,19 @@ def test_cuda_sparse_input(data):
     cpu = SoftmaxRegressionClassifier(tol=1e-8).fit(Xs, y)
     gpu = SoftmaxRegressionClassifier(tol=1e-8, device="cuda").fit(Xs, y)
     assert_allclose(gpu.coef_, cpu.coef_, rtol=1e-4, atol=1e-6)
+
+
+def test_device_out_of_memory_names_the_sizes(monkeypatch, data):
+    """An out-of-memory error from the device library becomes a MemoryError
+    that names the array sizes and what to change."""
+
+    class OutOfMemoryError(Exception):  # the name CuPy's error carries
+        pass
+
+    def boom(*args, **kwargs):
+        raise OutOfMemoryError("out of memory allocating 8 GiB")
+
+    X, y = data
+    monkeypatch.setattr("sksoftmax._classifier.minimize_lbfgs", boom)
+    with pytest.raises(MemoryError, match=r"shape \(120, 6\).*float32"):
+        SoftmaxRegressionClassifier().fit(X, y)
