@@ -365,6 +365,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 f"{type(self).__name__} requires y to be passed, but the target y "
                 "is None."
             )
+        if self._labels_stay_on_device(X, y, sample_weight, classes, given_classes):
+            return self._validate_on_device(X, y, sample_weight, reset=reset)
         # Labels and weights are small: they are checked on the host, and only
         # moved to the compute device by _solve.
         y = to_numpy(y) if is_foreign_array(y) else y
@@ -401,6 +403,58 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("The sample weights (times class weights) are all zero; "
                              "at least one sample needs a positive weight.")
         return X, target, classes, sw
+
+    def _labels_stay_on_device(self, X, y, sample_weight, classes, given_classes):
+        """The common GPU case, labels beside X on its device, is checked there:
+        a million labels need not cross to the host and back. Soft labels,
+        class weights and partial_fit's known classes take the host path."""
+        if classes is not None or given_classes is not None:
+            return False
+        if self.class_weight is not None or not is_foreign_array(X):
+            return False
+        xp = get_namespace(X)
+        same = [a for a in (y, sample_weight) if a is not None]
+        return all(is_foreign_array(a) and get_namespace(a) is xp
+                   and device(a) == device(X) and a.ndim == 1 for a in same)
+
+    def _validate_on_device(self, X, y, sample_weight, *, reset):
+        """Device-side twin of the host checks for 1-D labels and weights."""
+        xp = get_namespace(X)
+        X = self._validate_foreign_X(X, reset=reset)
+        n = X.shape[0]
+        for name, a in (("y", y), ("sample_weight", sample_weight)):
+            if a is not None and a.shape[0] != n:
+                raise ValueError(
+                    f"Found input variables with inconsistent numbers of samples: "
+                    f"X has {n}, {name} has {a.shape[0]}.")
+        if xp.isdtype(y.dtype, "real floating"):
+            if not bool(xp.all(xp.isfinite(y))):
+                raise ValueError("Input y contains NaN or infinity.")
+            if not bool(xp.all(y == xp.round(y))):
+                raise ValueError(
+                    "Unknown label type: continuous. Classification needs discrete "
+                    "labels, or a 2-D y of class probabilities.")
+        elif not xp.isdtype(y.dtype, ("integral", "bool")):
+            raise ValueError(f"Unsupported label dtype {y.dtype}.")
+        uniques = xp.sort(xp.unique_values(y))
+        classes = to_numpy(uniques)
+        if classes.shape[0] < 2:
+            raise ValueError(
+                "This solver needs samples of at least 2 classes in the data, "
+                f"but the data contains only one class: {classes[0]!r}.")
+        codes = xp.searchsorted(uniques, y)
+        sw = None
+        if sample_weight is not None:
+            sw = xp.astype(sample_weight, X.dtype)
+            if not bool(xp.all(xp.isfinite(sw))):
+                raise ValueError("Input sample_weight contains NaN or infinity.")
+            if bool(xp.any(sw < 0)):
+                raise ValueError("Negative values in data passed to sample_weight.")
+            if not bool(xp.any(sw > 0)):
+                raise ValueError(
+                    "The sample weights (times class weights) are all zero; at least "
+                    "one sample needs a positive weight.")
+        return X, codes, classes, sw
 
     def _validate_foreign_X(self, X, *, reset):
         """Check a non-NumPy Array API ``X`` in its own namespace and device."""
@@ -534,8 +588,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         target = place.to_compute(target, dtype=None if target.ndim == 1 else X.dtype)
         sw = place.to_compute(sw, dtype=X.dtype)
         try:
-            fitted = self._run_solver(X, target, classes, to_numpy(sw), sw,
-                                      incremental, single_pass)
+            fitted = self._run_solver(X, target, classes, sw, incremental,
+                                      single_pass)
         except Exception as exc:
             if not is_device_out_of_memory(exc):
                 raise
@@ -551,9 +605,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 "the loss in smaller row chunks.") from exc
         return (*fitted, place, dtype)
 
-    def _run_solver(self, X, target, classes, sw_host, sw, incremental, single_pass):
+    def _run_solver(self, X, target, classes, sw, incremental, single_pass):
         n, d = X.shape
-        S_batch = float(n if sw_host is None else sw_host.sum())
+        S_batch = float(n if sw is None else get_namespace(sw).sum(sw))
         S = S_batch + (self._seen_weight if incremental else 0.0)
         alpha = 0.0 if np.isinf(self.C) else 1.0 / (self.C * S)
         loss = LinearSoftmaxLoss(len(classes), d, fit_intercept=self.fit_intercept,

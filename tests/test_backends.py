@@ -254,3 +254,40 @@ def test_device_out_of_memory_names_the_sizes(monkeypatch, data):
     monkeypatch.setattr("sksoftmax._classifier.minimize_lbfgs", boom)
     with pytest.raises(MemoryError, match=r"shape \(120, 6\).*float32"):
         SoftmaxRegressionClassifier().fit(X, y)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_labels_checked_on_device_match_host_path(weighted, data):
+    """Labels beside X on its device are encoded there; same model as NumPy."""
+    X, y = data
+    labels = np.array([-3, 5, 11])[y]
+    w = np.linspace(0.5, 2.0, X.shape[0]) if weighted else None
+    ref = SoftmaxRegressionClassifier().fit(X, labels, sample_weight=w)
+    est = SoftmaxRegressionClassifier().fit(
+        _strict(X, "device1"), _strict(labels, "device1"),
+        sample_weight=None if w is None else _strict(w, "device1"))
+    np.testing.assert_array_equal(est.classes_, ref.classes_)
+    assert_allclose(backend.to_numpy(est.coef_), ref.coef_, rtol=1e-6)
+    pred = est.predict(_strict(X, "device1"))
+    np.testing.assert_array_equal(backend.to_numpy(pred), ref.predict(X))
+
+
+@pytest.mark.parametrize("bad,match", [
+    (np.full(120, 0.5), "continuous"),
+    (np.r_[np.nan, np.zeros(119)], "NaN"),
+    (np.zeros(120), "only one class"),
+    (np.zeros(7), "inconsistent numbers of samples"),
+], ids=["continuous", "nan", "one-class", "length"])
+def test_device_label_errors(bad, match, data):
+    X, _ = data
+    with pytest.raises(ValueError, match=match):
+        SoftmaxRegressionClassifier().fit(_strict(X), _strict(bad))
+
+
+@pytest.mark.parametrize("w,match", [
+    (-np.ones(120), "Negative"), (np.zeros(120), "all zero"),
+    (np.r_[np.inf, np.ones(119)], "NaN or infinity")], ids=["negative", "zero", "inf"])
+def test_device_weight_errors(w, match, data):
+    X, y = data
+    with pytest.raises(ValueError, match=match):
+        SoftmaxRegressionClassifier().fit(_strict(X), _strict(y), sample_weight=_strict(w))
