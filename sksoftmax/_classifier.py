@@ -21,6 +21,7 @@ from sklearn.utils.validation import (
 )
 
 from ._backend import asarray_like, get_namespace, to_numpy
+from ._calibration import fit_temperature
 from ._functional import log_softmax, softmax
 from ._loss import LinearSoftmaxLoss
 from ._solvers import (
@@ -340,6 +341,76 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         fitted = self._solve(X, target, classes, sw, incremental=not first,
                              single_pass=True)
         self._store(fitted)
+        return self
+
+    def calibrate_temperature(self, X, y, sample_weight=None):
+        r"""Fit the temperature ``T`` of :meth:`predict_proba` on held-out data.
+
+        Finds the scalar ``T > 0`` that minimizes the held-out negative
+        log-likelihood of ``softmax(O / T)``, with ``O`` the logits of the
+        fitted model, and stores it in ``temperature_``:
+
+        .. math::
+
+            T = \arg\min_{T > 0} \frac{1}{S} \sum_i s_i \Big(
+                \log \sum_k e^{o_{ik} / T} - \sum_k y_{ik} \, o_{ik} / T\Big).
+
+        ``T > 1`` softens an overconfident model, ``T < 1`` sharpens an
+        underconfident one. ``predict``, ``decision_function`` and the
+        coefficients are unchanged; ``fit`` and ``partial_fit`` reset ``T``
+        to 1. This is temperature scaling (Guo et al., 2017), the same model
+        as ``CalibratedClassifierCV(FrozenEstimator(clf),
+        method="temperature")``, whose ``beta_`` is ``1 / T`` (``1 / (2 T)``
+        for two classes, where it scales the logits ``(-o, o)``).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Held-out data, not used by ``fit``.
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            Labels among ``classes_``, or rows of class probabilities.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the held-out samples.
+
+        Returns
+        -------
+        self : SoftmaxRegressionClassifier
+            The estimator, with ``temperature_`` set.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_classification
+        >>> from sklearn.model_selection import train_test_split
+        >>> from sksoftmax import SoftmaxRegressionClassifier
+        >>> X, y = make_classification(n_samples=400, n_informative=4, n_classes=3,
+        ...                            flip_y=0.2, random_state=0)
+        >>> X_fit, X_cal, y_fit, y_cal = train_test_split(X, y, random_state=0)
+        >>> clf = SoftmaxRegressionClassifier(C=1e4).fit(X_fit, y_fit)
+        >>> clf.temperature_
+        1.0
+        >>> clf = clf.calibrate_temperature(X_cal, y_cal)
+        >>> bool(clf.temperature_ > 1.0)  # the unregularized fit was overconfident
+        True
+        """
+        check_is_fitted(self)
+        X, y = validate_data(self, X, y, reset=False, accept_sparse=["csr", "csc"],
+                             dtype=[np.float64, np.float32], multi_output=True)
+        y = np.asarray(to_numpy(y))
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        if y.ndim == 2:
+            target, _ = self._soft_target(y, X.dtype, self.classes_, None)
+        else:
+            target, _ = self._encode_labels(y, self.classes_, None)
+        O, xp = self._logits(X)
+        target = asarray_like(target, O, dtype=None if y.ndim == 2 else xp.int64,
+                              xp=xp)
+        sw = None
+        if sample_weight is not None:
+            sw = _check_sample_weight(sample_weight, X, dtype=X.dtype,
+                                      ensure_non_negative=True)
+            sw = asarray_like(sw, O, xp=xp)
+        self.temperature_ = fit_temperature(O, target, sw, xp=xp)
         return self
 
     # --------------------------------------------------------- validation
