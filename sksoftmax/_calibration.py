@@ -7,8 +7,18 @@ The held-out negative log-likelihood of ``softmax(O / T)``,
     L(T) = \frac{1}{S} \sum_i s_i \Big(\log \sum_k e^{o_{ik} / T}
            - \sum_k y_{ik} \, o_{ik} / T\Big),
 
-is convex in ``beta = 1 / T``, so it has a single minimum along ``log T``;
-a bounded 1-D search on ``log T`` finds it.
+is convex in ``beta = 1 / T``: its derivative
+
+.. math::
+
+    \frac{dL}{d\beta} = \frac{1}{S} \sum_i s_i \Big(\sum_k p_{ik} o_{ik}
+                       - \sum_k y_{ik} o_{ik}\Big),
+    \qquad p_i = \mathrm{softmax}(\beta o_i),
+
+(the model's expected logit minus the target's) grows with ``beta``, so the
+minimum is its single root, found to machine precision by Brent's method on
+``log beta``, where a 1-D search on the NLL itself would stop at about the
+square root of the rounding error.
 """
 
 import math
@@ -17,13 +27,14 @@ import numpy as np
 import scipy.optimize
 
 from ._backend import get_namespace
-from ._functional import logsumexp
+from ._functional import softmax
 from ._loss import _target_dot
 
 __all__ = ["fit_temperature"]
 
-# exp(+-10): beyond these the model is (almost) a hard argmax or uniform.
-_LOG_T_BOUNDS = (-10.0, 10.0)
+# T in [exp(-10), exp(10)], as scikit-learn bounds its beta = 1 / T: beyond
+# these the model is (almost) a hard argmax or uniform.
+_LOG_BETA_BOUNDS = (-10.0, 10.0)
 
 
 def fit_temperature(logits, target, sample_weight=None, *, xp=None):
@@ -53,14 +64,20 @@ def fit_temperature(logits, target, sample_weight=None, *, xp=None):
     else:
         weights, S = sample_weight, float(xp.sum(sample_weight))
 
-    def nll(log_t):
-        beta = math.exp(-log_t)
-        ce = logsumexp(beta * logits, axis=1, xp=xp) - beta * t_dot_o
-        total = xp.sum(ce) if weights is None else xp.sum(ce * weights)
+    def slope(log_beta):
+        O = math.exp(log_beta) * logits
+        gap = xp.sum(softmax(O, axis=1, xp=xp) * logits, axis=1) - t_dot_o
+        total = xp.sum(gap) if weights is None else xp.sum(gap * weights)
         return float(total) / S
 
-    res = scipy.optimize.minimize_scalar(
-        nll, bounds=_LOG_T_BOUNDS, method="bounded",
-        options={"xatol": 64 * np.finfo(np.float64).eps},
-    )
-    return float(math.exp(res.x))
+    lo, hi = _LOG_BETA_BOUNDS
+    slope_lo, slope_hi = slope(lo), slope(hi)
+    if slope_lo >= 0 and slope_hi <= 0:  # logits without spread: T is moot
+        return 1.0
+    if slope_lo >= 0:  # the NLL grows with beta from the start: as flat as allowed
+        return math.exp(-lo)
+    if slope_hi <= 0:  # still falling at the bound: as sharp as allowed
+        return math.exp(-hi)
+    log_beta = scipy.optimize.brentq(slope, lo, hi, xtol=1e-14,
+                                     rtol=4 * np.finfo(np.float64).eps)
+    return math.exp(-log_beta)
