@@ -315,7 +315,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         -----
         The penalty is ``||W||^2 / (2 C S)`` with ``S`` the total weight of
         all samples passed so far, so a stream minimizes J over everything
-        it has seen, as ``fit`` would on the concatenation.
+        it has seen, as ``fit`` would on the concatenation. Data passed again
+        counts again: ``N`` passes over the same data head to ``fit``'s model
+        at ``C * N``, so pass ``C / N`` to end at ``fit``'s model at ``C``.
 
         Examples
         --------
