@@ -136,7 +136,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     validation_scores_ : list of float or None
         Validation accuracy per epoch with ``early_stopping``, else None.
     temperature_ : float
-        Divides the logits in ``predict_proba``; 1.0 after ``fit``.
+        Divides the logits in ``predict_proba`` and ``predict_log_proba``; 1.0
+        after ``fit``, set on held-out data by :meth:`calibrate_temperature`.
     n_features_in_ : int
         Number of features seen in ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
