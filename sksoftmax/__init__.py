@@ -4,8 +4,8 @@ Trained by scipy's L-BFGS or by minibatch SGD/Adam, with array work written
 against the Array API so it runs on NumPy or, unchanged, on other namespaces.
 """
 
-from . import functional
+from . import functional, metrics
 from ._classifier import SoftmaxRegressionClassifier
 
-__all__ = ["SoftmaxRegressionClassifier", "functional"]
+__all__ = ["SoftmaxRegressionClassifier", "functional", "metrics"]
 __version__ = "0.1.0.dev0"

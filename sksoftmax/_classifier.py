@@ -35,6 +35,7 @@ from ._backend import (
     take_rows,
     to_numpy,
 )
+from ._calibration import fit_temperature
 from ._functional import log_softmax, softmax
 from ._loss import LinearSoftmaxLoss
 from ._solvers import (
@@ -73,6 +74,12 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     ----------
     C : float > 0, default=1.0
         Inverse regularization strength; ``np.inf`` for no penalty.
+    l1_ratio : float in [0, 1], default=0.0
+        Elastic-net mixing, as in LogisticRegression: the penalty becomes
+        ``(l1_ratio * ||W||_1 + (1 - l1_ratio) / 2 * ||W||_F^2) / (C S)``.
+        0 is the pure L2 penalty above, 1 pure L1. L-BFGS solves the split
+        ``W = P - N``, ``P, N >= 0``; SGD/Adam take proximal (soft-threshold)
+        steps. Both give exact zeros.
     solver : {"lbfgs", "sgd", "adam"}, default="lbfgs"
         ``"lbfgs"``: scipy's L-BFGS-B on the full data. ``"sgd"``: minibatch
         SGD with momentum. ``"adam"``: minibatch Adam.
@@ -151,7 +158,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     validation_scores_ : list of float or None
         Validation accuracy per epoch with ``early_stopping``, else None.
     temperature_ : float
-        Divides the logits in ``predict_proba``; 1.0 after ``fit``.
+        Divides the logits in ``predict_proba`` and ``predict_log_proba``; 1.0
+        after ``fit``, set on held-out data by :meth:`calibrate_temperature`.
     n_features_in_ : int
         Number of features seen in ``fit``.
     feature_names_in_ : ndarray of shape (n_features_in_,)
@@ -172,11 +180,18 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     >>> clf.predict(X[:3])
     array([0, 0, 0])
     >>> clf.predict_proba(X[:1]).round(3)
-    array([[0.992, 0.008, 0.   ]])
+    array([[0.997, 0.003, 0.   ]])
+
+    An L1 penalty (``l1_ratio=1``) zeroes some weights exactly:
+
+    >>> sparse = SoftmaxRegressionClassifier(C=0.05, l1_ratio=1.0).fit(X, y)
+    >>> int((sparse.coef_ == 0).sum()) > 0
+    True
     """
 
     _parameter_constraints = {
         "C": [Interval(Real, 0, None, closed="neither")],
+        "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
         "fit_intercept": ["boolean"],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -207,6 +222,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         self,
         C=1.0,
         *,
+        l1_ratio=0.0,
         solver="lbfgs",
         fit_intercept=True,
         tol=1e-4,
@@ -233,6 +249,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         device=None,
     ):
         self.C = C
+        self.l1_ratio = l1_ratio
         self.solver = solver
         self.fit_intercept = fit_intercept
         self.tol = tol
@@ -325,7 +342,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         -----
         The penalty is ``||W||^2 / (2 C S)`` with ``S`` the total weight of
         all samples passed so far, so a stream minimizes J over everything
-        it has seen, as ``fit`` would on the concatenation.
+        it has seen, as ``fit`` would on the concatenation. Data passed again
+        counts again: ``N`` passes over the same data head to ``fit``'s model
+        at ``C * N``, so pass ``C / N`` to end at ``fit``'s model at ``C``.
 
         Examples
         --------
@@ -351,6 +370,78 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         fitted = self._solve(X, target, classes, sw, incremental=not first,
                              single_pass=True)
         self._store(fitted)
+        return self
+
+    def calibrate_temperature(self, X, y, sample_weight=None):
+        r"""Fit the temperature ``T`` of :meth:`predict_proba` on held-out data.
+
+        Finds the scalar ``T > 0`` that minimizes the held-out negative
+        log-likelihood of ``softmax(O / T)``, with ``O`` the logits of the
+        fitted model, and stores it in ``temperature_``:
+
+        .. math::
+
+            T = \arg\min_{T > 0} \frac{1}{S} \sum_i s_i \Big(
+                \log \sum_k e^{o_{ik} / T} - \sum_k y_{ik} \, o_{ik} / T\Big).
+
+        ``T > 1`` softens an overconfident model, ``T < 1`` sharpens an
+        underconfident one. ``predict``, ``decision_function`` and the
+        coefficients are unchanged; ``fit`` and ``partial_fit`` reset ``T``
+        to 1. This is temperature scaling (Guo et al., 2017), the same model
+        as ``CalibratedClassifierCV(FrozenEstimator(clf),
+        method="temperature")``, whose ``beta_`` is ``1 / T`` (``1 / (2 T)``
+        for two classes, where it scales the logits ``(-o, o)``).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Held-out data, not used by ``fit``.
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            Labels among ``classes_``, or rows of class probabilities.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the held-out samples.
+
+        Returns
+        -------
+        self : SoftmaxRegressionClassifier
+            The estimator, with ``temperature_`` set.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import make_classification
+        >>> from sklearn.model_selection import train_test_split
+        >>> from sksoftmax import SoftmaxRegressionClassifier
+        >>> X, y = make_classification(n_samples=400, n_informative=4, n_classes=3,
+        ...                            flip_y=0.2, random_state=0)
+        >>> X_fit, X_cal, y_fit, y_cal = train_test_split(X, y, random_state=0)
+        >>> clf = SoftmaxRegressionClassifier(C=1e4).fit(X_fit, y_fit)
+        >>> clf.temperature_
+        1.0
+        >>> clf = clf.calibrate_temperature(X_cal, y_cal)
+        >>> bool(clf.temperature_ > 1.0)  # the unregularized fit was overconfident
+        True
+        """
+        O, xp, _ = self._logits(X, "calibrate_temperature")
+        y = check_array(to_numpy(y) if is_foreign_array(y) else y, ensure_2d=False,
+                        dtype=None, input_name="y")
+        check_consistent_length(O, y)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        dtype = _numpy_float_dtype(O)
+        if y.ndim == 2:
+            target, _ = self._soft_target(y, dtype, self.classes_, None)
+        else:
+            target, _ = self._encode_labels(y, self.classes_, None)
+        target = asarray_like(target, O, dtype=None if y.ndim == 2 else xp.int64,
+                              xp=xp)
+        sw = None
+        if sample_weight is not None:
+            if is_foreign_array(sample_weight):
+                sample_weight = to_numpy(sample_weight)
+            sw = _check_sample_weight(sample_weight, np.empty((O.shape[0], 0)),
+                                      dtype=dtype, ensure_non_negative=True)
+            sw = asarray_like(sw, O, xp=xp)
+        self.temperature_ = fit_temperature(O, target, sw, xp=xp)
         return self
 
     # --------------------------------------------------------- validation
@@ -609,7 +700,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         n, d = X.shape
         S_batch = float(n if sw is None else get_namespace(sw).sum(sw))
         S = S_batch + (self._seen_weight if incremental else 0.0)
-        alpha = 0.0 if np.isinf(self.C) else 1.0 / (self.C * S)
+        strength = 0.0 if np.isinf(self.C) else 1.0 / (self.C * S)
+        alpha, l1 = (1.0 - self.l1_ratio) * strength, self.l1_ratio * strength
         loss = LinearSoftmaxLoss(len(classes), d, fit_intercept=self.fit_intercept,
                                  alpha=alpha, label_smoothing=self.label_smoothing)
         W0, b0 = self._initial_params(loss, X, classes, incremental)
@@ -618,7 +710,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         if self.solver == "lbfgs":
             coef0 = np.concatenate([W0.ravel(), b0 if self.fit_intercept else []])
             res = minimize_lbfgs(loss, coef0, X, target, sw, max_iter=self.max_iter,
-                                 tol=self.tol, monitor=monitor)
+                                 tol=self.tol, monitor=monitor, l1=l1)
             W, b = loss.unpack(res.W)
             res.W, res.b = W, b
             if res.state["status"] == 1:
@@ -628,14 +720,14 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                     "data.", ConvergenceWarning, stacklevel=3)
         else:
             res = self._run_stochastic(loss, X, target, sw, W0, b0, monitor,
-                                       incremental, single_pass)
+                                       incremental, single_pass, l1=l1)
         if incremental:
             res.loss_curve = list(self.loss_curve_) + res.loss_curve
             res.n_iter += self.n_iter_
         return loss, classes, res, S
 
     def _run_stochastic(self, loss, X, target, sw, W0, b0, monitor, incremental,
-                        single_pass):
+                        single_pass, l1=0.0):
         xp = get_namespace(X)
         rng = check_random_state(self.random_state)
         if incremental:
@@ -648,7 +740,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             learning_rate=self.learning_rate, power_t=self.power_t,
             momentum=self.momentum, nesterovs_momentum=self.nesterovs_momentum,
             beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
-            state=self._optimizer_state if incremental else None,
+            state=self._optimizer_state if incremental else None, l1=l1,
         )
         W = asarray_like(W0, X, xp=xp)
         b = asarray_like(b0, X, xp=xp) if self.fit_intercept else None

@@ -291,3 +291,17 @@ def test_device_weight_errors(w, match, data):
     X, y = data
     with pytest.raises(ValueError, match=match):
         SoftmaxRegressionClassifier().fit(_strict(X), _strict(y), sample_weight=_strict(w))
+
+
+@pytest.mark.parametrize("l1_ratio", [0.0, 0.5], ids=["l2", "elastic-net"])
+def test_temperature_and_elastic_net_on_array_api(l1_ratio, data):
+    X, y = data
+    kw = dict(C=50.0, l1_ratio=l1_ratio, tol=1e-10, max_iter=2000)
+    ref = SoftmaxRegressionClassifier(**kw).fit(X[:80], y[:80])
+    ref.calibrate_temperature(X[80:], y[80:])
+    est = SoftmaxRegressionClassifier(**kw).fit(_strict(X[:80]), _strict(y[:80]))
+    est.calibrate_temperature(_strict(X[80:]), _strict(y[80:]))
+    assert est.temperature_ == pytest.approx(ref.temperature_, rel=1e-6)
+    assert_allclose(backend.to_numpy(est.coef_), ref.coef_, rtol=1e-5, atol=1e-7)
+    assert_allclose(backend.to_numpy(est.predict_proba(_strict(X))),
+                    ref.predict_proba(X), atol=1e-6)

@@ -4,18 +4,26 @@ import numpy as np
 import scipy.optimize
 
 from .._backend import limit_scipy_blas_threads
+from .._penalty import SplitL1Problem
 from ._common import SolverResult
 
 
 def minimize_lbfgs(loss, coef0, X, target, sample_weight, *, max_iter, tol,
-                   monitor):
+                   monitor, l1=0.0):
     """Minimize ``loss`` from the flat float64 NumPy vector ``coef0``.
 
     Uses scikit-learn's LogisticRegression settings (``gtol=tol``,
     ``ftol=64 * eps``, ``maxls=50``), so the same ``tol`` stops at the same
     point. Returns a :class:`SolverResult` with flat float64 parameters in
     ``W`` (the caller unpacks them).
+
+    ``l1 > 0`` adds ``l1 * ||W||_1`` through the bound-constrained split
+    ``W = P - N`` (:class:`~sksoftmax._penalty.SplitL1Problem`).
     """
+    fun, x0, bounds, split = loss.loss_gradient, coef0, None, None
+    if l1:
+        split = SplitL1Problem(loss, l1)
+        fun, x0, bounds = split.loss_gradient, split.split(coef0), split.bounds()
 
     def on_iteration(intermediate_result):
         if monitor.step(intermediate_result.fun):
@@ -23,11 +31,12 @@ def minimize_lbfgs(loss, coef0, X, target, sample_weight, *, max_iter, tol,
 
     with limit_scipy_blas_threads():
         opt = scipy.optimize.minimize(
-            loss.loss_gradient,
-            coef0,
+            fun,
+            x0,
             args=(X, target, sample_weight),
             method="L-BFGS-B",
             jac=True,
+            bounds=bounds,
             callback=on_iteration,
             options={
                 "maxiter": max_iter,
@@ -37,7 +46,7 @@ def minimize_lbfgs(loss, coef0, X, target, sample_weight, *, max_iter, tol,
             },
         )
     return SolverResult(
-        W=opt.x,
+        W=opt.x if split is None else split.join(opt.x),
         b=None,
         n_iter=int(opt.nit),
         loss_curve=monitor.loss_curve,

@@ -17,6 +17,7 @@ from .._backend import (
     permutation,
     take_rows,
 )
+from .._penalty import l1_norm, soft_threshold
 from ._common import SolverResult
 
 
@@ -25,11 +26,15 @@ class MinibatchOptimizer:
 
     ``state`` (velocities or Adam moments, the step count and the current
     learning rate) survives between ``partial_fit`` calls.
+
+    ``l1 > 0`` adds ``l1 * ||W||_1``: each update of ``W`` ends with a
+    proximal (soft-threshold) step scaled as the gradient step was, which
+    gives exact zeros.
     """
 
     def __init__(self, solver, *, learning_rate_init, learning_rate="constant",
                  power_t=0.5, momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
-                 beta_2=0.999, epsilon=1e-8, state=None):
+                 beta_2=0.999, epsilon=1e-8, state=None, l1=0.0):
         self.solver = solver
         self.learning_rate_init = learning_rate_init
         self.schedule = learning_rate
@@ -37,6 +42,7 @@ class MinibatchOptimizer:
         self.momentum = momentum
         self.nesterov = nesterovs_momentum
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
+        self.l1 = l1
         self.state = state if state is not None else {
             "lr": learning_rate_init, "t": 0, "moments": None, "samples_seen": 0,
         }
@@ -68,7 +74,34 @@ class MinibatchOptimizer:
             st["moments"] = (ms, vs)
             lr = self.learning_rate_init * math.sqrt(1 - b2**t) / (1 - b1**t)
             steps = [-lr * m / (xp.sqrt(v) + self.epsilon) for m, v in zip(ms, vs)]
-        return [p + s for p, s in zip(params, steps)]
+        new = [p + s for p, s in zip(params, steps)]
+        if self.l1:
+            new[0] = self._prox(new[0], xp)
+        return new
+
+    def _prox(self, W_new, xp):
+        """Soft-threshold ``W`` after a step, in the metric of that step."""
+        st = self.state
+        if self.solver == "sgd":
+            # The step holds the current gradient times c * lr (c = 1 + momentum
+            # with Nesterov) and the velocity holds it times lr: the L1 term
+            # enters both the same way, through its prox. Then the fixed points
+            # are the optimum's, and a coordinate held at zero builds up no
+            # velocity that would push it off zero again.
+            c = 1.0 + self.momentum if self.nesterov and self.momentum else 1.0
+            W = soft_threshold(W_new, c * st["lr"] * self.l1, xp)
+            st["moments"][0] = st["moments"][0] + (W - W_new) / c
+            return W
+        # Adam's step is lr0 * m_hat / (sqrt(v_hat) + eps'): the same diagonal
+        # scaling applied to the L1 subgradient gives a per-coordinate threshold.
+        v = st["moments"][1][0]
+        scale = self.learning_rate_init * math.sqrt(1 - self.beta_2 ** st["t"])
+        return soft_threshold(W_new, scale * self.l1 / (xp.sqrt(v) + self.epsilon),
+                              xp)
+
+    def penalty(self, W, xp):
+        """``l1 * ||W||_1``, the part of J the loss does not see."""
+        return self.l1 * l1_norm(W, xp) if self.l1 else 0.0
 
     def end_epoch(self, n_samples):
         """Advance the ``invscaling`` schedule by the samples just seen."""
@@ -138,7 +171,7 @@ def run_minibatch_epochs(loss, X, target, sample_weight, W, b, *, optimizer,
             params = optimizer.update(params, [gW] if b is None else [gW, gb], xp)
         epochs += 1
         optimizer.end_epoch(n)
-        objective = float(epoch_sum) / S
+        objective = float(epoch_sum) / S + optimizer.penalty(params[0], xp)
         extra = {"learning_rate": float(optimizer.learning_rate)}
         if validation is not None:
             score = validation_score(loss, params[0], params[-1] if b is not None
