@@ -190,7 +190,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "C": [Interval(Real, 0, None, closed="neither")],
+        # closed on the right so that C=np.inf (no penalty) is accepted.
+        "C": [Interval(Real, 0, None, closed="right")],
         "l1_ratio": [Interval(Real, 0, 1, closed="both")],
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
         "fit_intercept": ["boolean"],

@@ -157,8 +157,10 @@ def entropy(p, /, *, axis=-1, base=None, xp=None):
 def cross_entropy(target, logits, /, *, axis=-1, base=None, xp=None):
     """Cross-entropy ``H(target, softmax(logits))`` computed from the logits.
 
-    Uses ``logsumexp(o) - sum(y * o)`` (valid because the target sums to
-    one), so no probability is ever rounded to zero and then logged.
+    Uses ``logsumexp(z) - sum(y * z)`` on the shifted logits
+    ``z = o - max(o)`` (valid because the target sums to one), so no
+    probability is ever rounded to zero and then logged, and huge logits do
+    not cancel each other out.
 
     Parameters
     ----------
@@ -186,5 +188,8 @@ def cross_entropy(target, logits, /, *, axis=-1, base=None, xp=None):
     0.6931
     """
     xp = get_namespace(target, logits, xp=xp)
-    lse = logsumexp(logits, axis=axis, xp=xp)
-    return _in_base(lse - xp.sum(target * logits, axis=axis), base)
+    # The shift cancels exactly; without it, logsumexp(o) and sum(y * o) of
+    # logits near 1e300 each round to 1e300 and their difference to 0.
+    z, _ = _shifted(logits, axis, xp)
+    lse = xp.log(xp.sum(xp.exp(z), axis=axis))
+    return _in_base(lse - xp.sum(target * z, axis=axis), base)
