@@ -47,9 +47,9 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-# %% Data: 20,000 samples, 40 features, 5 classes, standardized.
+# %% Data: 10,000 samples, 40 features, 5 classes, standardized.
 def load_data():
-    X, y = make_classification(n_samples=20_000, n_features=40, n_informative=20,
+    X, y = make_classification(n_samples=10_000, n_features=40, n_informative=20,
                                n_redundant=0, n_classes=5, n_clusters_per_class=1,
                                class_sep=0.8, random_state=0)
     return StandardScaler().fit_transform(X), y
@@ -117,7 +117,7 @@ def plot(curves, j_star, path):
         ax.legend()
     axes[0].set_title("Objective against iterations")
     axes[1].set_title("Objective against wall-clock time")
-    fig.suptitle(f"Same objective, three solvers (C={C:g}; 20,000 x 40, 5 classes; "
+    fig.suptitle(f"Same objective, three solvers (C={C:g}; 10,000 x 40, 5 classes; "
                  "sgd/adam: epoch means of minibatch estimates)", fontsize=10)
     fig.savefig(path, dpi=90)
     plt.close(fig)
