@@ -54,8 +54,8 @@ def true_model(rng):
 
 
 def true_proba(X, W, b):
-    O = X @ W.T + b
-    P = np.exp(O - O.max(axis=1, keepdims=True))
+    logits = X @ W.T + b
+    P = np.exp(logits - logits.max(axis=1, keepdims=True))
     return P / P.sum(axis=1, keepdims=True)
 
 
