@@ -27,7 +27,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_array,
-    column_or_1d,
     validate_data,
 )
 
@@ -109,8 +108,8 @@ def _class_weights(codes, cw, dtype):
     return cw[codes].astype(dtype)
 
 
-def _to_namespace(block, device):
-    if device == "cpu":
+def _to_namespace(block, where):
+    if where == "cpu":
         return to_numpy(block)
     from ._backend import import_cupy
 
@@ -134,7 +133,6 @@ class DaskChunks:
         import dask
 
         self.n_samples, self.n_features = X.shape
-        self.chunk_rows = X.chunks[0]
         self.dtype = np.dtype(X.dtype).type
         self.classes, self.S = classes, S
         xs = X.to_delayed().ravel()
@@ -142,7 +140,7 @@ class DaskChunks:
         ws = sw.to_delayed().ravel() if sw is not None else [None] * len(xs)
         bundle = dask.delayed(_bundle, pure=True)
         self.chunks = list(dask.persist(*[bundle(x, t, w)
-                                          for x, t, w in zip(xs, ts, ws)]))
+                                          for x, t, w in zip(xs, ts, ws, strict=True)]))
 
     def __len__(self):
         return len(self.chunks)
