@@ -186,7 +186,8 @@ class MemmapBlocks:
     """Blocks of rows of a C-contiguous memmap: each read copies one block into
     memory, checks it is finite and unmaps its pages from this process
     (``madvise(MADV_DONTNEED)``; they stay in the page cache), so the resident
-    memory holds about one block, not the file."""
+    memory holds about one block, not the file. Copy-on-write memmaps
+    (``mode="c"``) keep their pages: there they may hold the user's edits."""
 
     def __init__(self, X, rows):
         self.X, self.rows = X, rows
@@ -209,6 +210,8 @@ class MemmapBlocks:
     def _release(self, start, stop):
         mm = self.X._mmap
         if not hasattr(mmap, "MADV_DONTNEED"):  # not Linux/BSD: nothing to do
+            return
+        if self.X.mode == "c":  # private pages: dropping them loses the user's writes
             return
         base = np.frombuffer(mm, dtype=np.uint8, count=1).ctypes.data
         row = self.X.strides[0]

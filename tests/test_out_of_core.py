@@ -68,6 +68,20 @@ def test_streamed_memmap_without_shuffle_equals_the_in_memory_fit(
     assert isinstance(streamed.coef_, np.ndarray) and streamed.n_iter_ == 4
 
 
+def test_copy_on_write_memmap_keeps_its_edits_across_epochs(tmp_path, small):
+    X, y = small
+    np.save(tmp_path / "X.npy", X)
+    mm = np.load(tmp_path / "X.npy", mmap_mode="c")
+    mm[:1_500] *= 3.0  # edits live only in this process's private pages
+    params = dict(solver="sgd", shuffle=False, batch_size=100, max_iter=3,
+                  learning_rate_init=0.01)
+    with config_context(working_memory=0.1):
+        streamed = _fit(mm, y, **params)
+    in_memory = _fit(np.array(mm), y, **params)
+    assert_allclose(streamed.coef_, in_memory.coef_, rtol=1e-12, atol=1e-12)
+    assert_allclose(mm[:1_500], 3.0 * X[:1_500])
+
+
 def test_streamed_memmap_with_shuffled_blocks_reaches_the_same_objective(
         tmp_path, small):
     X, y = small
@@ -166,10 +180,13 @@ def test_sgd_streams_a_2gb_memmap_in_bounded_memory(tmp_path):
     path = _write_npy(tmp_path / "X.npy", np.random.default_rng(0))
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run(
-        [sys.executable, "-c", CHILD, str(path), str(path.with_suffix(".y.npy")),
-         str(BLOCK_MB)],
-        capture_output=True, text=True, env=env, timeout=300, check=True)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(path), str(path.with_suffix(".y.npy")),
+             str(BLOCK_MB)],
+            capture_output=True, text=True, env=env, timeout=300, check=True)
+    finally:
+        path.unlink()  # pytest keeps the last few tmp dirs: not 2 GB each
     report = json.loads(out.stdout.strip().splitlines()[-1])
     print(report)
     assert report["file_mb"] > 1900
