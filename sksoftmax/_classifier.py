@@ -36,6 +36,8 @@ from ._backend import (
     to_numpy,
 )
 from ._calibration import fit_temperature
+from ._chunked import fit_memmap, memmap_block_rows
+from ._dask import fit_dask, is_dask_collection, partial_fit_dask
 from ._functional import log_softmax, softmax
 from ._loss import LinearSoftmaxLoss
 from ._solvers import (
@@ -313,6 +315,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         >>> clf.coef_.shape, clf.n_iter_ > 0
         ((1, 1), True)
         """
+        if is_dask_collection(X):  # row chunks stay on the Dask workers
+            return fit_dask(self, X, y, sample_weight)
+        if (rows := memmap_block_rows(self, X)) is not None:  # streamed from disk
+            return fit_memmap(self, X, y, sample_weight, rows)
         X, target, classes, sw = self._validate_training_data(X, y, sample_weight)
         fitted = self._solve(X, target, classes, sw, incremental=False)
         self._store(fitted)
@@ -358,6 +364,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         >>> clf.coef_.shape
         (3, 1)
         """
+        if is_dask_collection(X):  # one pass over the chunks, on the workers
+            return partial_fit_dask(self, X, y, classes, sample_weight)
         first = not hasattr(self, "classes_")
         if first:
             if classes is None:
