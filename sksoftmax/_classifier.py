@@ -154,7 +154,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints = {
-        "C": [Interval(Real, 0, None, closed="neither")],
+        # closed on the right so that C=np.inf (no penalty) is accepted.
+        "C": [Interval(Real, 0, None, closed="right")],
         "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
         "fit_intercept": ["boolean"],
         "tol": [Interval(Real, 0, None, closed="left")],
