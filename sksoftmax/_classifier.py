@@ -446,8 +446,14 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 f"class_weight has keys {unknown!r} that are not classes; the "
                 f"classes are {classes.tolist()!r}."
             )
-        return np.array([self.class_weight.get(c, 1.0) for c in classes.tolist()],
-                        dtype=np.float64)
+        cw = np.array([self.class_weight.get(c, 1.0) for c in classes.tolist()],
+                      dtype=np.float64)
+        if not np.all(np.isfinite(cw) & (cw >= 0)):
+            raise ValueError(
+                "class_weight values must be finite and non-negative; got "
+                f"{self.class_weight!r}."
+            )
+        return cw
 
     # -------------------------------------------------------------- solving
 
