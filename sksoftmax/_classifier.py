@@ -497,6 +497,13 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                     f"lbfgs failed to converge after {res.n_iter} iteration(s) "
                     f"(max_iter={self.max_iter}). Increase max_iter or scale the "
                     "data.", ConvergenceWarning, stacklevel=3)
+            elif res.state["status"] not in (0, 99):  # 99: stopped by callback
+                warnings.warn(
+                    f"lbfgs stopped abnormally after {res.n_iter} iteration(s) "
+                    f"(status={res.state['status']}: {res.state['message']}); the "
+                    "model may be far from the optimum. Scale the data or "
+                    "raise the regularization (smaller C).",
+                    ConvergenceWarning, stacklevel=3)
         else:
             res = self._run_stochastic(loss, X, target, sw, W0, b0, monitor,
                                        incremental, single_pass)
