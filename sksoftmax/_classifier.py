@@ -1,7 +1,9 @@
 """SoftmaxRegressionClassifier: validate the input, build the loss and the
 solver, store what comes back."""
 
+import copy
 import warnings
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -270,9 +272,11 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         >>> clf.coef_.shape, clf.n_iter_ > 0
         ((1, 1), True)
         """
-        X, target, classes, sw = self._validate_training_data(X, y, sample_weight)
-        fitted = self._solve(X, target, classes, sw, incremental=False)
-        self._store(fitted)
+        with self._keep_state_on_failure():
+            X, target, classes, sw = self._validate_training_data(X, y,
+                                                                  sample_weight)
+            fitted = self._solve(X, target, classes, sw, incremental=False)
+            self._store(fitted)
         return self
 
     @available_if(_is_stochastic)
@@ -319,14 +323,28 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(
                     "classes must be passed on the first call to partial_fit."
                 )
-        X, target, classes, sw = self._validate_training_data(
-            X, y, sample_weight, classes=None if first else self.classes_,
-            given_classes=classes if first else None, reset=first,
-        )
-        fitted = self._solve(X, target, classes, sw, incremental=not first,
-                             single_pass=True)
-        self._store(fitted)
+        with self._keep_state_on_failure():
+            X, target, classes, sw = self._validate_training_data(
+                X, y, sample_weight, classes=None if first else self.classes_,
+                given_classes=classes if first else None, reset=first,
+            )
+            fitted = self._solve(X, target, classes, sw, incremental=not first,
+                                 single_pass=True)
+            self._store(fitted)
         return self
+
+    @contextmanager
+    def _keep_state_on_failure(self):
+        """Undo every attribute change of a fit that raises (including a
+        KeyboardInterrupt): validate_data sets n_features_in_ and
+        feature_names_in_ before the solver has run."""
+        saved = dict(self.__dict__)
+        try:
+            yield
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
 
     # --------------------------------------------------------- validation
 
@@ -517,7 +535,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         xp = get_namespace(X)
         rng = check_random_state(self.random_state)
         if incremental:
-            rng = self._rng
+            rng = copy.deepcopy(self._rng)  # advanced only if the fit succeeds
         validation = None
         if self.early_stopping and not single_pass:
             X, target, sw, validation = self._split_validation(X, target, sw, rng)
@@ -526,7 +544,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             learning_rate=self.learning_rate, power_t=self.power_t,
             momentum=self.momentum, nesterovs_momentum=self.nesterovs_momentum,
             beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
-            state=self._optimizer_state if incremental else None,
+            # A copy: the optimizer rebinds the entries of its state dict.
+            state=dict(self._optimizer_state) if incremental else None,
         )
         W = asarray_like(W0, X, xp=xp)
         b = asarray_like(b0, X, xp=xp) if self.fit_intercept else None
