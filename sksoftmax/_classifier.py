@@ -358,6 +358,12 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 f"{type(self).__name__} requires y to be passed, but the target y "
                 "is None."
             )
+        # check_array's "dim 3" message would not say it is about y.
+        if getattr(y, "ndim", 0) > 2:
+            raise ValueError(
+                "y must hold one label per sample (1-D) or rows of class "
+                f"probabilities (2-D); got an array of shape {np.shape(y)}."
+            )
         X, y = validate_data(
             self, X, y, reset=reset, accept_sparse=["csr", "csc"],
             dtype=[np.float64, np.float32], multi_output=True, order="C",
