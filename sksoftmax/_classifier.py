@@ -569,6 +569,13 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 f"Stochastic optimizer: maximum iterations ({self.max_iter}) "
                 "reached and the optimization hasn't converged yet.",
                 ConvergenceWarning, stacklevel=4)
+        curve = res.loss_curve
+        # Diverging steps stop by "no improvement" and would pass as converged.
+        if curve and not curve[-1] <= 10 * curve[0] + 1:
+            warnings.warn(
+                f"Stochastic optimizer diverged: the objective went from "
+                f"{curve[0]:.6g} to {curve[-1]:.6g}. Lower learning_rate_init, "
+                "scale the features or raise C.", ConvergenceWarning, stacklevel=4)
         return res
 
     def _split_validation(self, X, target, sw, rng):
