@@ -515,6 +515,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             res = minimize_lbfgs(loss, coef0, X, target, sw, max_iter=self.max_iter,
                                  tol=self.tol, monitor=monitor)
             W, b = loss.unpack(res.W)
+            # scipy works in float64; float32 data gets float32 parameters.
+            if str(X.dtype).endswith("float32"):
+                W = W.astype(np.float32)
+                b = None if b is None else b.astype(np.float32)
             res.W, res.b = W, b
             if res.state["status"] == 1:
                 warnings.warn(
