@@ -383,6 +383,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         if self.class_weight is not None:
             cw = self._class_weight_vector(classes, codes, target)
             per_sample = cw[codes] if codes is not None else target @ cw
+            # cw is float64: keep float32 data's weights (and so its fit) float32.
+            if str(X.dtype).endswith("float32"):
+                per_sample = per_sample.astype(np.float32)
             sw = per_sample if sw is None else sw * per_sample
         if sw is not None and not np.any(sw > 0):
             raise ValueError("The sample weights (times class weights) are all zero; "
