@@ -236,7 +236,8 @@ def test_read_only_memmap_inputs(tmp_path, solver, dtype):
                              sample_weight=np.array(sw))
     assert_array_equal(on_map.coef_, in_memory.coef_)
     assert on_map.coef_.dtype == dtype
-    assert_array_equal(on_map.predict_proba(Xm), in_memory.predict_proba(X.astype(dtype)))
+    assert_array_equal(on_map.predict_proba(Xm),
+                       in_memory.predict_proba(X.astype(dtype)))
     on_soft = _fit_quietly(SoftmaxRegressionClassifier(**_params(solver)), Xm, soft)
     assert np.all(np.isfinite(on_soft.coef_))
     assert {name: _sha(p) for name, p in paths.items()} == digests
@@ -272,7 +273,7 @@ def test_fits_in_threads_equal_sequential_fits():
     with warnings.catch_warnings(), ThreadPoolExecutor(len(jobs)) as pool:
         warnings.simplefilter("ignore", ConvergenceWarning)
         threaded = list(pool.map(fit_one, jobs))
-    for seq, thr in zip(sequential, threaded):
+    for seq, thr in zip(sequential, threaded, strict=True):
         assert_array_equal(thr.coef_, seq.coef_)
         assert_array_equal(thr.intercept_, seq.intercept_)
         assert thr.n_iter_ == seq.n_iter_
