@@ -185,13 +185,14 @@ def _tight(**params):
 def _assert_same_optimum(a, b, X):
     """Two tight lbfgs fits of the same objective reach the same optimum.
 
-    The optimal value and the probabilities agree closely. The parameters
-    agree only up to the solver's accuracy, which the flat directions of
-    generated data (near-identical rows, a constant column against the
-    unpenalized intercept, a large C) limit: 1.2e-4 of their scale seen.
+    The optimal values agree closely. Probabilities and parameters agree only
+    up to the solver's accuracy, which the flat directions of generated data
+    (near-identical rows, a constant column against the unpenalized
+    intercept, a large C) limit: 1.0e-5 in a probability and 1.2e-4 of the
+    parameters' scale seen in the thorough profile.
     """
     assert_allclose(a.best_loss_, b.best_loss_, rtol=1e-9)
-    assert_allclose(a.predict_proba(X), b.predict_proba(X), rtol=0, atol=1e-5)
+    assert_allclose(a.predict_proba(X), b.predict_proba(X), rtol=0, atol=1e-4)
     scale = max(1.0, np.abs(a.coef_).max(), np.abs(a.intercept_).max())
     assert_allclose(a.coef_, b.coef_, rtol=0, atol=1e-3 * scale)
     assert_allclose(a.intercept_, b.intercept_, rtol=0, atol=1e-3 * scale)
