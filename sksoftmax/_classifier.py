@@ -1,7 +1,9 @@
 """SoftmaxRegressionClassifier: validate the input, build the loss and the
 solver, store what comes back."""
 
+import copy
 import warnings
+from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
@@ -315,13 +317,15 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         >>> clf.coef_.shape, clf.n_iter_ > 0
         ((1, 1), True)
         """
-        if is_dask_collection(X):  # row chunks stay on the Dask workers
-            return fit_dask(self, X, y, sample_weight)
-        if (rows := memmap_block_rows(self, X)) is not None:  # streamed from disk
-            return fit_memmap(self, X, y, sample_weight, rows)
-        X, target, classes, sw = self._validate_training_data(X, y, sample_weight)
-        fitted = self._solve(X, target, classes, sw, incremental=False)
-        self._store(fitted)
+        with self._keep_state_on_failure():
+            if is_dask_collection(X):  # row chunks stay on the Dask workers
+                return fit_dask(self, X, y, sample_weight)
+            if (rows := memmap_block_rows(self, X)) is not None:  # from disk
+                return fit_memmap(self, X, y, sample_weight, rows)
+            X, target, classes, sw = self._validate_training_data(X, y,
+                                                                  sample_weight)
+            fitted = self._solve(X, target, classes, sw, incremental=False)
+            self._store(fitted)
         return self
 
     @available_if(_is_stochastic)
@@ -372,13 +376,14 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(
                     "classes must be passed on the first call to partial_fit."
                 )
-        X, target, classes, sw = self._validate_training_data(
-            X, y, sample_weight, classes=None if first else self.classes_,
-            given_classes=classes if first else None, reset=first,
-        )
-        fitted = self._solve(X, target, classes, sw, incremental=not first,
-                             single_pass=True)
-        self._store(fitted)
+        with self._keep_state_on_failure():
+            X, target, classes, sw = self._validate_training_data(
+                X, y, sample_weight, classes=None if first else self.classes_,
+                given_classes=classes if first else None, reset=first,
+            )
+            fitted = self._solve(X, target, classes, sw, incremental=not first,
+                                 single_pass=True)
+            self._store(fitted)
         return self
 
     def calibrate_temperature(self, X, y, sample_weight=None):
@@ -453,6 +458,19 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         self.temperature_ = fit_temperature(O, target, sw, xp=xp)
         return self
 
+    @contextmanager
+    def _keep_state_on_failure(self):
+        """Undo every attribute change of a fit that raises (including a
+        KeyboardInterrupt): validate_data sets n_features_in_ and
+        feature_names_in_ before the solver has run."""
+        saved = dict(self.__dict__)
+        try:
+            yield
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+
     # --------------------------------------------------------- validation
 
     def _validate_training_data(self, X, y, sample_weight, classes=None,
@@ -464,6 +482,12 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y "
                 "is None."
+            )
+        # check_array's "dim 3" message would not say it is about y.
+        if getattr(y, "ndim", 0) > 2:
+            raise ValueError(
+                "y must hold one label per sample (1-D) or rows of class "
+                f"probabilities (2-D); got an array of shape {tuple(y.shape)}."
             )
         if self._labels_stay_on_device(X, y, sample_weight, classes, given_classes):
             return self._validate_on_device(X, y, sample_weight, reset=reset)
@@ -498,6 +522,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         if self.class_weight is not None:
             cw = self._class_weight_vector(classes, codes, target)
             per_sample = cw[codes] if codes is not None else target @ cw
+            # cw is float64: keep float32 data's weights (and so its fit) float32.
+            if str(X.dtype).endswith("float32"):
+                per_sample = per_sample.astype(np.float32)
             sw = per_sample if sw is None else sw * per_sample
         if sw is not None and not np.any(sw > 0):
             raise ValueError("The sample weights (times class weights) are all zero; "
@@ -657,8 +684,14 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 f"class_weight has keys {unknown!r} that are not classes; the "
                 f"classes are {classes.tolist()!r}."
             )
-        return np.array([self.class_weight.get(c, 1.0) for c in classes.tolist()],
-                        dtype=np.float64)
+        cw = np.array([self.class_weight.get(c, 1.0) for c in classes.tolist()],
+                      dtype=np.float64)
+        if not np.all(np.isfinite(cw) & (cw >= 0)):
+            raise ValueError(
+                "class_weight values must be finite and non-negative; got "
+                f"{self.class_weight!r}."
+            )
+        return cw
 
     # -------------------------------------------------------------- solving
 
@@ -721,12 +754,23 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             res = minimize_lbfgs(loss, coef0, X, target, sw, max_iter=self.max_iter,
                                  tol=self.tol, monitor=monitor, l1=l1)
             W, b = loss.unpack(res.W)
+            # scipy works in float64; float32 data gets float32 parameters.
+            if str(X.dtype).endswith("float32"):
+                W = W.astype(np.float32)
+                b = None if b is None else b.astype(np.float32)
             res.W, res.b = W, b
             if res.state["status"] == 1:
                 warnings.warn(
                     f"lbfgs failed to converge after {res.n_iter} iteration(s) "
                     f"(max_iter={self.max_iter}). Increase max_iter or scale the "
                     "data.", ConvergenceWarning, stacklevel=3)
+            elif res.state["status"] not in (0, 99):  # 99: stopped by callback
+                warnings.warn(
+                    f"lbfgs stopped abnormally after {res.n_iter} iteration(s) "
+                    f"(status={res.state['status']}: {res.state['message']}); the "
+                    "model may be far from the optimum. Scale the data or "
+                    "raise the regularization (smaller C).",
+                    ConvergenceWarning, stacklevel=3)
         else:
             res = self._run_stochastic(loss, X, target, sw, W0, b0, monitor,
                                        incremental, single_pass, l1=l1)
@@ -740,7 +784,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         xp = get_namespace(X)
         rng = check_random_state(self.random_state)
         if incremental:
-            rng = self._rng
+            rng = copy.deepcopy(self._rng)  # advanced only if the fit succeeds
         validation = None
         if self.early_stopping and not single_pass:
             X, target, sw, validation = self._split_validation(X, target, sw, rng)
@@ -749,7 +793,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             learning_rate=self.learning_rate, power_t=self.power_t,
             momentum=self.momentum, nesterovs_momentum=self.nesterovs_momentum,
             beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
-            state=self._optimizer_state if incremental else None, l1=l1,
+            # A copy: the optimizer rebinds the entries of its state dict.
+            state=dict(self._optimizer_state) if incremental else None, l1=l1,
         )
         W = asarray_like(W0, X, xp=xp)
         b = asarray_like(b0, X, xp=xp) if self.fit_intercept else None
@@ -767,6 +812,13 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 f"Stochastic optimizer: maximum iterations ({self.max_iter}) "
                 "reached and the optimization hasn't converged yet.",
                 ConvergenceWarning, stacklevel=4)
+        curve = res.loss_curve
+        # Diverging steps stop by "no improvement" and would pass as converged.
+        if curve and not curve[-1] <= 10 * curve[0] + 1:
+            warnings.warn(
+                f"Stochastic optimizer diverged: the objective went from "
+                f"{curve[0]:.6g} to {curve[-1]:.6g}. Lower learning_rate_init, "
+                "scale the features or raise C.", ConvergenceWarning, stacklevel=4)
         return res
 
     def _split_validation(self, X, target, sw, rng):
