@@ -5,6 +5,7 @@ never imports NumPy-vs-CuPy specifics itself. CuPy is imported only when a
 caller asks for the GPU, never when the package is imported.
 """
 
+import functools
 import sys
 
 import numpy as np
@@ -228,6 +229,15 @@ def limit_scipy_blas_threads():
     """
     from contextlib import nullcontext
 
+    scipy_blas = _scipy_only_blas()
+    return nullcontext() if scipy_blas is None else scipy_blas.limit(limits=1)
+
+
+@functools.lru_cache(maxsize=1)
+def _scipy_only_blas():
+    """threadpoolctl's controller of the BLAS libraries that SciPy loads and
+    NumPy does not, or None. Found once: listing the loaded libraries takes
+    a few milliseconds, which shows in fits on small data."""
     from threadpoolctl import ThreadpoolController
 
     controller = ThreadpoolController()
@@ -240,12 +250,20 @@ def limit_scipy_blas_threads():
         and lib.filepath not in numpy_paths
     ]
     if not scipy_paths:
-        return nullcontext()
-    return controller.select(filepath=scipy_paths).limit(limits=1)
+        return None
+    return controller.select(filepath=scipy_paths)
 
 
-def take_rows(a, idx, xp):
-    """Rows ``idx`` of a dense array (any namespace) or a sparse matrix."""
+def take_rows(a, idx, xp, *, out=None):
+    """Rows ``idx`` of a dense array (any namespace) or a sparse matrix.
+
+    ``out`` (NumPy only): a C-contiguous array with at least ``len(idx)``
+    rows that receives them, so that a minibatch loop allocates nothing.
+    """
+    if out is not None and isinstance(a, np.ndarray):
+        # mode="clip" skips the bounds-checked, buffered copy of "raise";
+        # the indices come from a permutation of range(n).
+        return np.take(a, idx, axis=0, out=out[: idx.shape[0]], mode="clip")
     if is_sparse(a) or is_numpy_namespace(xp):
         return a[idx]
     return xp.take(a, idx, axis=0)
