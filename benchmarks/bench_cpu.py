@@ -1,0 +1,489 @@
+"""CPU benchmark: sksoftmax's lbfgs, sgd and adam against scikit-learn.
+
+One command::
+
+    python benchmarks/bench_cpu.py                # the full suite (DESIGN.md shapes)
+    python benchmarks/bench_cpu.py --quick        # smaller data, under 2 minutes
+    python benchmarks/bench_cpu.py --smoke        # tiny data, seconds (run by the tests)
+
+Against ``LogisticRegression(solver="lbfgs")``,
+``MLPClassifier(hidden_layer_sizes=(), solver="adam")`` (a softmax regression)
+and ``SGDClassifier(loss="log_loss")`` (one-vs-rest), on the same data in the
+same run, it reports for each fit: the time (median of ``--repeats`` runs),
+the training objective J computed here from ``coef_``/``intercept_`` by one
+formula for all (LogisticRegression's multinomial objective with the same C),
+test accuracy and log-loss, the peak memory allocated during the fit
+(tracemalloc, in one extra untimed fit) and the ratio of fit time to
+LogisticRegression's. It also times one loss+gradient evaluation against its
+two matrix products alone, the time the stochastic solvers need to come
+within 0.5 points of the lbfgs test accuracy, and plots the objective
+against wall time on the 100k set.
+
+Outputs in ``--output-dir`` (default ``benchmarks/results/``): ``results.json``,
+``results.md`` and ``objective_vs_time.png``.
+
+Timings on a shared machine are noisy: the load average before and after is
+recorded, and every ratio compares fits measured in the same run,
+interleaved round by round.
+"""
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import tracemalloc
+import warnings
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import logsumexp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the checkout's package, also when not installed
+
+import sklearn  # noqa: E402
+from sklearn.datasets import load_digits, make_classification  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.linear_model import LogisticRegression, SGDClassifier  # noqa: E402
+from sklearn.metrics import log_loss  # noqa: E402
+from sklearn.model_selection import train_test_split  # noqa: E402
+from sklearn.neural_network import MLPClassifier  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+from threadpoolctl import threadpool_info  # noqa: E402
+
+from sksoftmax import SoftmaxRegressionClassifier  # noqa: E402
+from sksoftmax._loss import LinearSoftmaxLoss  # noqa: E402
+
+C = 1.0
+TOL = 1e-4
+
+# name -> (n_train, n_test, scale of the synthetic sets); see DESIGN.md.
+SIZES = {
+    "full": dict(dense=100_000, sparse=20_000, many=50_000, many_classes=1000,
+                 lbfgs_iter=300, epochs=10, repeats=3, eval_rounds=9),
+    "quick": dict(dense=20_000, sparse=10_000, many=10_000, many_classes=100,
+                  lbfgs_iter=300, epochs=5, repeats=3, eval_rounds=5),
+    "smoke": dict(dense=400, sparse=400, many=400, many_classes=20,
+                  lbfgs_iter=10, epochs=2, repeats=1, eval_rounds=1),
+}
+
+
+# ----------------------------------------------------------------------- data
+
+def _split(X, y, n_test, seed=0):
+    return train_test_split(X, y, test_size=n_test, random_state=seed, stratify=y)
+
+
+def data_digits():
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    return _split(X, y, 0.25)
+
+
+def data_dense(n, dtype):
+    """DESIGN.md's synthetic set; n training rows plus n/4 test rows."""
+    X, y = make_classification(
+        n_samples=n + n // 4, n_features=200, n_informative=64, n_redundant=0,
+        n_classes=10, n_clusters_per_class=1, class_sep=1.0, random_state=0)
+    X_tr, X_te, y_tr, y_te = _split(X, y, n // 4)
+    return (np.ascontiguousarray(X_tr, dtype=dtype),
+            np.ascontiguousarray(X_te, dtype=dtype), y_tr, y_te)
+
+
+def data_sparse(n, d=2000, n_classes=20, density=0.005):
+    """CSR, ``density`` nonzeros, labels from a random linear model + noise."""
+    rng = np.random.default_rng(0)
+    n_all = n + n // 4
+    X = sp.random(n_all, d, density=density, format="csr", random_state=0,
+                  data_rvs=lambda k: rng.standard_normal(k))
+    W = rng.standard_normal((n_classes, d))
+    logits = np.asarray(X @ W.T) + rng.gumbel(size=(n_all, n_classes))
+    y = logits.argmax(axis=1)
+    return _split(X, y, n // 4)
+
+
+def data_many_classes(n, n_classes, d=128):
+    """Gaussian class centers, many classes."""
+    rng = np.random.default_rng(0)
+    n_all = n + n // 5
+    centers = rng.standard_normal((n_classes, d))
+    y = np.arange(n_all) % n_classes
+    X = centers[y] + 0.8 * rng.standard_normal((n_all, d))
+    return _split(X, y, n // 5)
+
+
+# ----------------------------------------------------------------- estimators
+
+def estimators(n_train, sizes, solvers):
+    """The fits to compare, each made fresh per run. The stochastic ones run
+    at most ``epochs`` epochs; MLPClassifier's and SGDClassifier's L2
+    strengths are set so that each minimizes the same J as C does."""
+    epochs, it = sizes["epochs"], sizes["lbfgs_iter"]
+    mlp_alpha = min(200, n_train) / (C * n_train)  # its penalty is per batch
+    all_ = {
+        "sksoftmax lbfgs": lambda: SoftmaxRegressionClassifier(
+            C=C, tol=TOL, max_iter=it),
+        "sksoftmax sgd": lambda: SoftmaxRegressionClassifier(
+            C=C, solver="sgd", max_iter=epochs, random_state=0),
+        "sksoftmax adam": lambda: SoftmaxRegressionClassifier(
+            C=C, solver="adam", max_iter=epochs, random_state=0),
+        "LogisticRegression": lambda: LogisticRegression(
+            C=C, tol=TOL, max_iter=it),
+        "MLPClassifier adam": lambda: MLPClassifier(
+            hidden_layer_sizes=(), solver="adam", alpha=mlp_alpha,
+            max_iter=epochs, random_state=0),
+        "SGDClassifier": lambda: SGDClassifier(
+            loss="log_loss", alpha=1 / (C * n_train), max_iter=epochs,
+            random_state=0),
+    }
+    return {k: v for k, v in all_.items() if k in solvers}
+
+
+def objective(est, X, y):
+    """J = mean_i CE_i + ||W||^2 / (2 C n): float64, from coef_/intercept_."""
+    if hasattr(est, "coefs_"):  # MLPClassifier without hidden layers
+        W, b = est.coefs_[0].T, est.intercepts_[0]
+    else:
+        W, b = est.coef_, est.intercept_
+    W = np.asarray(W, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    n = X.shape[0]
+    total = 0.0
+    for start in range(0, n, 8192):
+        Xc = X[start:start + 8192]
+        O = np.asarray(Xc @ W.T, dtype=np.float64) + b
+        if O.shape[1] == 1:  # binary: logits (0, o)
+            O = np.hstack([np.zeros_like(O), O])
+        yc = y[start:start + 8192]
+        total += float((logsumexp(O, axis=1) - O[np.arange(len(yc)), yc]).sum())
+    return total / n + float((W * W).sum()) / (2 * C * n)
+
+
+def n_iter(est):
+    it = est.n_iter_
+    return int(np.max(it)) if np.ndim(it) else int(it)
+
+
+def peak_fit_memory(make, X, y):
+    """Peak bytes allocated (tracemalloc) during one fit, above the start."""
+    est = make()
+    tracemalloc.start()
+    try:
+        est.fit(X, y)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak
+
+
+def bench_dataset(name, data, makers, repeats, quiet):
+    """Interleaved rounds: each round fits every estimator once."""
+    X_tr, X_te, y_tr, y_te = data
+    times = {k: [] for k in makers}
+    fitted = {}
+    for _ in range(repeats):
+        for key, make in makers.items():
+            est = make()
+            t0 = time.perf_counter()
+            est.fit(X_tr, y_tr)
+            times[key].append(time.perf_counter() - t0)
+            fitted[key] = est
+    rows = []
+    base = np.median(times["LogisticRegression"]) if "LogisticRegression" in times \
+        else None
+    for key, est in fitted.items():
+        t = float(np.median(times[key]))
+        proba = est.predict_proba(X_te)
+        rows.append({
+            "dataset": name, "estimator": key, "fit_time_s": t,
+            "fit_times_s": [round(v, 4) for v in times[key]],
+            "ratio_to_lr": None if base is None else t / base,
+            "objective": objective(est, X_tr, y_tr),
+            "n_iter": n_iter(est),
+            "test_accuracy": float(est.score(X_te, y_te)),
+            "test_log_loss": float(log_loss(y_te, proba, labels=est.classes_)),
+            "peak_fit_memory_mb": peak_fit_memory(makers[key], X_tr, y_tr) / 2**20,
+        })
+        if not quiet:
+            r = rows[-1]
+            print(f"  {key:20s} {t:8.3f}s  x{(r['ratio_to_lr'] or 0):5.2f}  "
+                  f"J={r['objective']:.8f}  acc={r['test_accuracy']:.4f}  "
+                  f"it={r['n_iter']}  mem={r['peak_fit_memory_mb']:.1f}MB",
+                  flush=True)
+    return rows
+
+
+# ----------------------------------------------------------- loss evaluation
+
+def bench_evaluation(X, y, n_classes, rounds):
+    """One loss+gradient evaluation against its two products alone
+    (``W @ X.T`` and ``G @ X`` into preallocated outputs, the same shapes and
+    dtype), interleaved round by round."""
+    n, d = X.shape
+    rng = np.random.default_rng(0)
+    dt = X.dtype
+    W = (0.05 * rng.standard_normal((n_classes, d))).astype(dt)
+    G = rng.standard_normal((n_classes, n)).astype(dt)
+    O = np.empty((n_classes, n), dtype=dt)
+    gW = np.empty((n_classes, d), dtype=dt)
+    loss = LinearSoftmaxLoss(n_classes, d, alpha=1 / (C * n))
+    coef = np.concatenate([W.ravel(), np.zeros(n_classes)]).astype(np.float64)
+    loss.loss_gradient(coef, X, y)  # allocate the reused buffers once
+
+    def products():
+        np.matmul(W, X.T, out=O)
+        np.matmul(G, X, out=gW)
+
+    def evaluation():
+        loss.loss_gradient(coef, X, y)
+
+    t = {"products": [], "evaluation": []}
+    for _ in range(max(rounds, 1)):
+        for key, f in (("products", products), ("evaluation", evaluation)):
+            t0 = time.perf_counter()
+            f()
+            t[key].append(time.perf_counter() - t0)
+    med = {k: float(np.median(v)) for k, v in t.items()}
+    low = {k: float(np.min(v)) for k, v in t.items()}
+    return {"shape": [n, d, n_classes], "dtype": str(dt),
+            "products_ms": 1e3 * med["products"],
+            "evaluation_ms": 1e3 * med["evaluation"],
+            "ratio": med["evaluation"] / med["products"],
+            "ratio_of_minima": low["evaluation"] / low["products"],
+            "rounds": rounds}
+
+
+# ------------------------------------------------------- time to accuracy
+
+def time_to_accuracy(data, target, max_epochs, seeds, makers):
+    """Wall time of whole epochs (partial_fit, one per call) until the test
+    accuracy reaches ``target``; the accuracy checks are not timed."""
+    X_tr, X_te, y_tr, y_te = data
+    classes = np.unique(y_tr)
+    out = {}
+    for key, make in makers.items():
+        runs = []
+        for seed in seeds:
+            est, spent, reached = make(seed), 0.0, None
+            for epoch in range(1, max_epochs + 1):
+                t0 = time.perf_counter()
+                est.partial_fit(X_tr, y_tr, classes=classes)
+                spent += time.perf_counter() - t0
+                if est.score(X_te, y_te) >= target:
+                    reached = epoch
+                    break
+            runs.append({"seed": seed, "epochs": reached, "time_s": spent
+                         if reached else None})
+        done = [r["time_s"] for r in runs if r["time_s"] is not None]
+        out[key] = {"runs": runs, "median_time_s":
+                    float(np.median(done)) if len(done) == len(runs) else None}
+    return out
+
+
+# ------------------------------------------------------------------- plot
+
+def objective_curves(data, sizes):
+    """Objective against wall time from the estimator's callback."""
+    X_tr, _, y_tr, _ = data
+    curves = {}
+    for solver in ("lbfgs", "sgd", "adam"):
+        pts = []
+
+        def record(est, info, pts=pts):
+            pts.append((info["elapsed"], info["objective"]))
+
+        kw = {"max_iter": sizes["lbfgs_iter"], "tol": TOL} if solver == "lbfgs" \
+            else {"max_iter": sizes["epochs"], "random_state": 0}
+        SoftmaxRegressionClassifier(C=C, solver=solver, callback=record,
+                                    **kw).fit(X_tr, y_tr)
+        curves[f"sksoftmax {solver}"] = pts
+    return curves
+
+
+def plot(curves, points, path, title):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    best = min([v for pts in curves.values() for _, v in pts]
+               + [p[1] for p in points.values()])
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, pts in curves.items():
+        t, v = zip(*pts)
+        label = name + (" (epoch mean of minibatch J)" if "lbfgs" not in name else "")
+        ax.plot(t, np.maximum(np.subtract(v, best), 1e-10), marker=".", label=label)
+    for name, (t, v) in points.items():
+        ax.scatter([t], [max(v - best, 1e-10)], marker="x", s=60,
+                   label=f"{name} (final)")
+    ax.set_yscale("log")
+    ax.set_xlabel("wall time (s)")
+    ax.set_ylabel("J - min J")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# -------------------------------------------------------------------- main
+
+def environment():
+    blas = [{k: lib.get(k) for k in ("filepath", "internal_api", "version",
+                                     "architecture", "num_threads")}
+            for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    return {
+        "cpu_count": os.cpu_count(), "machine": platform.machine(),
+        "processor": platform.processor(), "python": platform.python_version(),
+        "numpy": np.__version__, "scipy": __import__("scipy").__version__,
+        "sklearn": sklearn.__version__, "blas": blas,
+        "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
+        "command": " ".join([Path(sys.executable).name] + sys.argv),
+    }
+
+
+def markdown(res):
+    lines = [f"Command: `{res['environment']['command']}`  ",
+             f"Machine: {res['environment']['cpu_count']} cores; BLAS: "
+             + ", ".join(f"{Path(b['filepath']).name} {b['version']} "
+                         f"({b['architecture']}, {b['num_threads']} threads)"
+                         for b in res["environment"]["blas"])
+             + (f"; limited to {res['threads']} thread(s)" if res["threads"] else "")
+             + f"; load average before/after: {res['load_before']} / "
+               f"{res['load_after']}", "",
+             "| data | estimator | fit time (s) | ratio to LR | J (train) | iters "
+             "| test acc | test log-loss | peak fit mem (MB) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in res["fits"]:
+        ratio = "" if r["ratio_to_lr"] is None else f"{r['ratio_to_lr']:.2f}"
+        lines.append(
+            f"| {r['dataset']} | {r['estimator']} | {r['fit_time_s']:.3f} | {ratio} "
+            f"| {r['objective']:.8f} | {r['n_iter']} | {r['test_accuracy']:.4f} "
+            f"| {r['test_log_loss']:.4f} | {r['peak_fit_memory_mb']:.1f} |")
+    lines += ["", "One loss+gradient evaluation vs its two matrix products "
+              "(median of interleaved rounds):", "",
+              "| shape (n, d, K) | dtype | products (ms) | evaluation (ms) | ratio "
+              "| ratio of minima |", "|---|---|---:|---:|---:|---:|"]
+    for e in res["evaluation"]:
+        lines.append(f"| {tuple(e['shape'])} | {e['dtype']} | {e['products_ms']:.1f} "
+                     f"| {e['evaluation_ms']:.1f} | {e['ratio']:.2f} "
+                     f"| {e['ratio_of_minima']:.2f} |")
+    tta = res["time_to_accuracy"]
+    lines += ["", f"Time to a test accuracy of {tta['target']:.4f} (lbfgs's "
+              f"{tta['lbfgs_accuracy']:.4f} minus 0.5 points) on "
+              f"{tta['dataset']}, whole epochs, median over seeds:", "",
+              "| estimator | median time (s) | ratio to MLPClassifier | epochs per seed |",
+              "|---|---:|---:|---|"]
+    mlp = tta["results"].get("MLPClassifier adam", {}).get("median_time_s")
+    for key, r in tta["results"].items():
+        t = r["median_time_s"]
+        ratio = f"{t / mlp:.2f}" if t and mlp else ""
+        lines.append(f"| {key} | {'not reached' if t is None else f'{t:.3f}'} "
+                     f"| {ratio} | {[x['epochs'] for x in r['runs']]} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="smaller data, < 2 min")
+    mode.add_argument("--smoke", action="store_true", help="tiny data (tests)")
+    parser.add_argument("--output-dir", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="fits per estimator (median); default 3 (1 in smoke)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="limit BLAS and OpenMP threads of every fit to this "
+                             "(threadpoolctl); default: as installed")
+    args = parser.parse_args(argv)
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(args.threads):
+            return run(args)
+    return run(args)
+
+
+def run(args):
+    size = "smoke" if args.smoke else "quick" if args.quick else "full"
+    sizes = dict(SIZES[size])
+    if args.repeats:
+        sizes["repeats"] = args.repeats
+    out = Path(args.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    quiet = args.smoke
+    res = {"mode": size, "environment": environment(), "threads": args.threads,
+           "load_before": [round(v, 2) for v in os.getloadavg()], "fits": [],
+           "settings": {"C": C, "tol": TOL, **sizes}}
+    n = sizes["dense"]
+    dense64 = data_dense(n, np.float64)
+    dense_name = f"synthetic {n // 1000}k x 200 x 10"
+    sets = [
+        ("digits", data_digits),
+        (f"{dense_name} float64", lambda: dense64),
+        (f"{dense_name} float32", lambda: data_dense(n, np.float32)),
+        (f"sparse CSR {sizes['sparse'] // 1000}k x 2k 0.5% x 20",
+         lambda: data_sparse(sizes["sparse"])),
+        (f"{sizes['many'] // 1000}k x 128 x {sizes['many_classes']} classes",
+         lambda: data_many_classes(sizes["many"], sizes["many_classes"])),
+    ]
+    every = ["sksoftmax lbfgs", "sksoftmax sgd", "sksoftmax adam",
+             "LogisticRegression", "MLPClassifier adam", "SGDClassifier"]
+    for name, load in sets:
+        data = load()
+        if not quiet:
+            print(f"{name}: train {data[0].shape}, test {data[1].shape[0]}", flush=True)
+        makers = estimators(data[0].shape[0], sizes, every)
+        res["fits"] += bench_dataset(name, data, makers, sizes["repeats"], quiet)
+
+    res["evaluation"] = []
+    for dt in (np.float64, np.float32):
+        X = dense64[0].astype(dt, copy=False)
+        res["evaluation"].append(bench_evaluation(X, dense64[2], 10,
+                                                  sizes["eval_rounds"]))
+        if not quiet:
+            print("  evaluation", res["evaluation"][-1], flush=True)
+
+    lbfgs_acc = next(r["test_accuracy"] for r in res["fits"]
+                     if r["dataset"] == f"{dense_name} float64"
+                     and r["estimator"] == "sksoftmax lbfgs")
+    target = lbfgs_acc - 0.005
+    n_tr = dense64[0].shape[0]
+    tta_makers = {
+        "sksoftmax sgd": lambda s: SoftmaxRegressionClassifier(
+            C=C, solver="sgd", random_state=s),
+        "sksoftmax adam": lambda s: SoftmaxRegressionClassifier(
+            C=C, solver="adam", random_state=s),
+        "MLPClassifier adam": lambda s: MLPClassifier(
+            hidden_layer_sizes=(), solver="adam", alpha=min(200, n_tr) / (C * n_tr),
+            random_state=s),
+    }
+    seeds = list(range(max(1, sizes["repeats"])))
+    res["time_to_accuracy"] = {
+        "dataset": f"{dense_name} float64", "lbfgs_accuracy": lbfgs_acc,
+        "target": target, "settings": "defaults (batch 200, learning_rate_init "
+        "1e-3) for all three; MLPClassifier alpha matched to C",
+        "results": time_to_accuracy(dense64, target, 3 * sizes["epochs"], seeds,
+                                    tta_makers)}
+
+    curves = objective_curves(dense64, sizes)
+    finals = {r["estimator"]: (r["fit_time_s"], r["objective"]) for r in res["fits"]
+              if r["dataset"] == f"{dense_name} float64"
+              and r["estimator"] in ("LogisticRegression", "MLPClassifier adam")}
+    res["curves"] = {k: [[round(t, 4), v] for t, v in pts] for k, pts in curves.items()}
+    plot(curves, finals, out / "objective_vs_time.png",
+         f"{dense_name} float64, C={C}")
+    res["load_after"] = [round(v, 2) for v in os.getloadavg()]
+    (out / "results.json").write_text(json.dumps(res, indent=1))
+    table = markdown(res)
+    (out / "results.md").write_text(table)
+    if not quiet:
+        print(table)
+    return res
+
+
+if __name__ == "__main__":
+    main()
