@@ -4,7 +4,7 @@ One command::
 
     python benchmarks/bench_cpu.py                # the full suite (DESIGN.md shapes)
     python benchmarks/bench_cpu.py --quick        # smaller data, under 2 minutes
-    python benchmarks/bench_cpu.py --smoke        # tiny data, seconds (run by the tests)
+    python benchmarks/bench_cpu.py --smoke        # tiny data (run by the tests)
 
 Against ``LogisticRegression(solver="lbfgs")``,
 ``MLPClassifier(hidden_layer_sizes=(), solver="adam")`` (a softmax regression)
@@ -160,11 +160,12 @@ def objective(est, X, y):
     total = 0.0
     for start in range(0, n, 8192):
         Xc = X[start:start + 8192]
-        O = np.asarray(Xc @ W.T, dtype=np.float64) + b
-        if O.shape[1] == 1:  # binary: logits (0, o)
-            O = np.hstack([np.zeros_like(O), O])
+        logits = np.asarray(Xc @ W.T, dtype=np.float64) + b
+        if logits.shape[1] == 1:  # binary: logits (0, o)
+            logits = np.hstack([np.zeros_like(logits), logits])
         yc = y[start:start + 8192]
-        total += float((logsumexp(O, axis=1) - O[np.arange(len(yc)), yc]).sum())
+        total += float((logsumexp(logits, axis=1)
+                        - logits[np.arange(len(yc)), yc]).sum())
     return total / n + float((W * W).sum()) / (2 * C * n)
 
 
@@ -233,14 +234,14 @@ def bench_evaluation(X, y, n_classes, rounds):
     dt = X.dtype
     W = (0.05 * rng.standard_normal((n_classes, d))).astype(dt)
     G = rng.standard_normal((n_classes, n)).astype(dt)
-    O = np.empty((n_classes, n), dtype=dt)
+    Z = np.empty((n_classes, n), dtype=dt)
     gW = np.empty((n_classes, d), dtype=dt)
     loss = LinearSoftmaxLoss(n_classes, d, alpha=1 / (C * n))
     coef = np.concatenate([W.ravel(), np.zeros(n_classes)]).astype(np.float64)
     loss.loss_gradient(coef, X, y)  # allocate the reused buffers once
 
     def products():
-        np.matmul(W, X.T, out=O)
+        np.matmul(W, X.T, out=Z)
         np.matmul(G, X, out=gW)
 
     def evaluation():
@@ -319,10 +320,13 @@ def plot(curves, points, path, title):
                + [p[1] for p in points.values()])
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, pts in curves.items():
-        t, v = zip(*pts)
+        t, v = zip(*pts, strict=True)
         label = name + (" (epoch mean of minibatch J)" if "lbfgs" not in name else "")
-        ax.plot(t, np.maximum(np.subtract(v, best), 1e-10), marker=".", label=label)
-    for (name, (t, v)), color in zip(points.items(), ("black", "red", "purple")):
+        ax.plot(t, np.maximum(np.subtract(v, best), 1e-10), marker=".",
+                label=label)
+    colors = ("black", "red", "purple")
+    for (name, (t, v)), color in zip(points.items(), colors[:len(points)],
+                                     strict=True):
         ax.scatter([t], [max(v - best, 1e-10)], marker="x", s=60, color=color,
                    label=f"{name} (final; median fit time)")
     ax.set_yscale("log")
@@ -381,7 +385,8 @@ def markdown(res):
     lines += ["", f"Time to a test accuracy of {tta['target']:.4f} (lbfgs's "
               f"{tta['lbfgs_accuracy']:.4f} minus 0.5 points) on "
               f"{tta['dataset']}, whole epochs, median over seeds:", "",
-              "| estimator | median time (s) | ratio to MLPClassifier | epochs per seed |",
+              "| estimator | median time (s) | ratio to MLPClassifier "
+              "| epochs per seed |",
               "|---|---:|---:|---|"]
     mlp = tta["results"].get("MLPClassifier adam", {}).get("median_time_s")
     for key, r in tta["results"].items():

@@ -143,13 +143,13 @@ def test_extra_memory_is_bounded(rng, dtype):
 @pytest.mark.parametrize("soft", [False, True], ids=["hard", "soft"])
 @pytest.mark.parametrize("eps", [0.0, 0.2])
 def test_raw_softmax_cross_entropy_numpy_matches_generic(rng, soft, eps):
-    O = rng.standard_normal((40, 6)) * 5
+    raw = rng.standard_normal((40, 6)) * 5
     target = rng.dirichlet(np.ones(6), 40) if soft else rng.integers(0, 6, 40)
     w = rng.random(40)
     xps = array_api_strict
-    J0, G0 = softmax_cross_entropy(xps.asarray(O), xps.asarray(target),
+    J0, G0 = softmax_cross_entropy(xps.asarray(raw), xps.asarray(target),
                                    xps.asarray(w), label_smoothing=eps)
-    logits = O.copy()
+    logits = raw.copy()
     J1, G1 = softmax_cross_entropy(logits, target, w, label_smoothing=eps)
     assert G1 is logits  # in place on NumPy
     assert_allclose(float(J1), float(J0), rtol=1e-12)

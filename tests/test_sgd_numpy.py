@@ -30,7 +30,7 @@ def test_in_place_update_matches_generic(rng, solver, kwargs):
         out = fast_opt.update(params, grads, np)
         assert out is params  # in place on NumPy
         ref = ref_opt.update(ref, [xps.asarray(g) for g in grads], xps)
-    for p, r in zip(params, ref):
+    for p, r in zip(params, ref, strict=True):
         assert_allclose(p, np.asarray(r), rtol=1e-12)
 
 
@@ -47,7 +47,7 @@ def test_partial_fit_does_not_mutate_previous_state(rng, solver):
     saved = [m.copy() for m in flat]
     coef = clf.coef_.copy()
     clf.partial_fit(X, y)
-    for m, s in zip(flat, saved):
+    for m, s in zip(flat, saved, strict=True):
         assert np.array_equal(m, s)
     assert not np.array_equal(clf.coef_, coef)
 

@@ -126,7 +126,7 @@ class MinibatchOptimizer:
         st = self.state
         if self.solver == "sgd":
             lr, mu = st["lr"], self.momentum
-            for p, v, g in zip(params, st["moments"], grads):
+            for p, v, g in zip(params, st["moments"], grads, strict=True):
                 v *= mu
                 v -= lr * g
                 if self.nesterov and mu:
@@ -138,7 +138,7 @@ class MinibatchOptimizer:
         st["t"] += 1
         b1, b2, t = self.beta_1, self.beta_2, st["t"]
         lr = self.learning_rate_init * math.sqrt(1 - b2**t) / (1 - b1**t)
-        for p, m, v, g in zip(params, *st["moments"], grads):
+        for p, m, v, g in zip(params, *st["moments"], grads, strict=True):
             m *= b1
             m += (1 - b1) * g
             v *= b2
