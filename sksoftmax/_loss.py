@@ -9,6 +9,8 @@ Two layers, kept apart as in scikit-learn's ``_loss`` vs ``_linear_loss``:
   ``loss_gradient`` with the signature ``scipy.optimize.minimize`` wants.
 """
 
+import threading
+
 import numpy as np
 from sklearn import get_config
 
@@ -311,16 +313,30 @@ class LinearSoftmaxLoss:
         per_row = (X.shape[1] + 2 * self.n_classes) * itemsize
         return min(rows, max(_MIN_BLOCK_ROWS, _CACHE_BYTES // per_row))
 
+    def _scratch(self):
+        """Per-thread scratch space: Dask's threaded scheduler evaluates the
+        chunks of one loss object concurrently."""
+        tls = self.__dict__.get("_tls")
+        if tls is None:
+            tls = self.__dict__.setdefault("_tls", threading.local())
+        return tls
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_tls", None)  # buffers and caches are rebuilt on demand
+        return state
+
     def _workspace(self, dtype, rows):
         """Scratch reused across evaluations: the (K, rows) logits, which
         become the gradient, and three per-sample vectors. Reallocated only
         when the dtype changes or more rows are needed."""
-        ws = getattr(self, "_ws", None)
+        tls = self._scratch()
+        ws = getattr(tls, "ws", None)
         if ws is None or ws["dtype"] != dtype or ws["rows"] < rows:
             ws = {"dtype": dtype, "rows": rows,
                   "Z": np.empty(self.n_classes * rows, dtype=dtype),
                   "work": np.empty((3, rows), dtype=dtype)}
-            self._ws = ws
+            tls.ws = ws
         return ws
 
     def _flat_index(self, target, step):
@@ -328,7 +344,8 @@ class LinearSoftmaxLoss:
         of its block of ``step`` rows (``m`` rows in the last block). Cached:
         a full-batch solver passes the same ``target`` at every evaluation
         (it is never modified in place)."""
-        cached = getattr(self, "_index", None)
+        tls = self._scratch()
+        cached = getattr(tls, "index", None)
         if cached is not None and cached[0] is target and cached[1] == step:
             return cached[2]
         n = target.shape[0]
@@ -341,7 +358,7 @@ class LinearSoftmaxLoss:
             starts = rows - rows % step
             flat *= np.minimum(step, n - starts)
             flat += rows - starts
-        self._index = (target, step, flat)
+        tls.index = (target, step, flat)
         return flat
 
     def _loss_gradient_numpy(self, W, b, X, target, sample_weight):

@@ -154,3 +154,25 @@ def test_raw_softmax_cross_entropy_numpy_matches_generic(rng, soft, eps):
     assert G1 is logits  # in place on NumPy
     assert_allclose(float(J1), float(J0), rtol=1e-12)
     assert_allclose(G1, np.asarray(G0), rtol=1e-10, atol=1e-14)
+
+
+def test_one_loss_in_many_threads_and_pickled(rng):
+    """Dask's threaded scheduler evaluates chunks of one loss concurrently;
+    the distributed one pickles it. Buffers are per thread, never pickled."""
+    import pickle
+    from concurrent.futures import ThreadPoolExecutor
+
+    loss = LinearSoftmaxLoss(6, 30, alpha=0.01)
+    coef = rng.standard_normal(loss.n_params)
+    chunks = [(rng.standard_normal((n, 30)), rng.integers(0, 6, n))
+              for n in (3000, 2000, 3500, 1000) * 4]
+    expected = [LinearSoftmaxLoss(6, 30, alpha=0.01).loss_gradient(coef, X, y)
+                for X, y in chunks]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda c: loss.loss_gradient(coef, *c), chunks))
+    for (J, g), (Je, ge) in zip(got, expected, strict=True):
+        assert J == Je
+        assert np.array_equal(g, ge)
+    clone = pickle.loads(pickle.dumps(loss))
+    J, g = clone.loss_gradient(coef, *chunks[0])
+    assert J == expected[0][0] and np.array_equal(g, expected[0][1])
