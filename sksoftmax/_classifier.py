@@ -709,8 +709,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         if reuse and self.coef_.shape == (k, d) and np.array_equal(
             self.classes_, classes
         ):
-            W[...] = self.coef_
-            b[...] = self.intercept_
+            W[...] = to_numpy(self.coef_)
+            b[...] = to_numpy(self.intercept_)
         return W, b
 
     def _solve(self, X, target, classes, sw, *, incremental, single_pass=False):

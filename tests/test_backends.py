@@ -316,3 +316,34 @@ def test_temperature_and_elastic_net_on_array_api(l1_ratio, data):
     assert_allclose(backend.to_numpy(est.coef_), ref.coef_, rtol=1e-5, atol=1e-7)
     assert_allclose(backend.to_numpy(est.predict_proba(_strict(X))),
                     ref.predict_proba(X), atol=1e-6)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("soft", [False, True], ids=["labels", "soft-labels"])
+def test_stochastic_features_on_array_api(solver, soft, data):
+    """Several minibatches per epoch (n not a multiple of batch_size), soft
+    labels, smoothing, elastic-net, early stopping, warm_start and partial_fit
+    on array_api_strict give NumPy's model."""
+    X, y = data
+    Y = np.eye(3)[y] * 0.8 + 0.2 / 3 if soft else y
+    kw = dict(solver=solver, batch_size=50, learning_rate_init=0.05, max_iter=4,
+              random_state=0, label_smoothing=0.1, l1_ratio=0.3)
+    dev = "device1"
+    for extra in (dict(), dict(early_stopping=True, validation_fraction=0.2),
+                  dict(warm_start=True)):
+        ref = SoftmaxRegressionClassifier(**kw, **extra)
+        est = SoftmaxRegressionClassifier(**kw, **extra)
+        for _ in range(2 if extra.get("warm_start") else 1):
+            ref.fit(X, Y)
+            est.fit(_strict(X, dev), _strict(Y, dev))
+        assert_allclose(backend.to_numpy(est.coef_), ref.coef_, rtol=1e-6, atol=1e-9)
+    ref = SoftmaxRegressionClassifier(solver=solver, learning_rate_init=0.05,
+                                      random_state=0)
+    est = SoftmaxRegressionClassifier(solver=solver, learning_rate_init=0.05,
+                                      random_state=0)
+    for start in range(0, 120, 50):
+        part = slice(start, start + 50)
+        ref.partial_fit(X[part], Y[part], classes=[0, 1, 2])
+        est.partial_fit(_strict(X[part], dev), _strict(Y[part], dev),
+                        classes=[0, 1, 2])
+    assert_allclose(backend.to_numpy(est.coef_), ref.coef_, rtol=1e-6, atol=1e-9)

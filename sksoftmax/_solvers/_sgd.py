@@ -177,7 +177,8 @@ def _batches(n, batch_size, rng, shuffle, like, xp):
         order = np.arange(n)
     else:
         order = xp.arange(n) if is_sparse(like) else xp.arange(n, device=device(like))
-    return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    # Stops clipped to n: the Array API leaves out-of-bounds slices unspecified.
+    return [order[i : min(i + batch_size, n)] for i in range(0, n, batch_size)]
 
 
 def validation_score(loss, W, b, X, target, xp):
