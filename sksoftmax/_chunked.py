@@ -12,7 +12,6 @@ of the batch size, the updates are exactly those of the in-memory fit.
 """
 
 import copy
-import math
 import mmap
 import warnings
 
@@ -23,7 +22,12 @@ from sklearn.utils import check_random_state
 
 from ._backend import ComputeTarget, asarray_like, get_namespace, take_rows, to_numpy
 from ._loss import LinearSoftmaxLoss
-from ._solvers import MinibatchOptimizer, SolverResult, TrainingMonitor
+from ._solvers import (
+    MinibatchOptimizer,
+    NoImprovementStop,
+    SolverResult,
+    TrainingMonitor,
+)
 from ._solvers._sgd import _batches
 
 _STOCHASTIC = ("sgd", "adam")
@@ -89,8 +93,8 @@ def run_chunked_epochs(run_epoch, n_chunks, params, optimizer, rng, *, S, n_samp
     ``(params, optimizer, rng, sum_B J_B * S_B)``; stopping rules as
     :func:`~sksoftmax._solvers.run_minibatch_epochs` without a validation set.
     """
-    best_loss, no_improvement, epochs = math.inf, 0, 0
-    converged = stopped = False
+    rule = NoImprovementStop(tol=tol, n_iter_no_change=n_iter_no_change)
+    epochs, converged, stopped = 0, False, False
     for _ in range(max_iter):
         # One chunk draws nothing here, so it shuffles exactly as in memory.
         order = (rng.permutation(n_chunks) if shuffle and n_chunks > 1
@@ -99,21 +103,17 @@ def run_chunked_epochs(run_epoch, n_chunks, params, optimizer, rng, *, S, n_samp
         epochs += 1
         optimizer.end_epoch(n_samples)
         objective = epoch_sum / S
-        improved = objective <= best_loss - tol
-        best_loss = min(best_loss, objective)
-        no_improvement = 0 if improved else no_improvement + 1
+        improved = rule.loss_improved(objective)
         if monitor.step(objective, learning_rate=float(optimizer.learning_rate)):
             stopped = True
             break
-        if no_improvement > n_iter_no_change:
-            if optimizer.should_stop():
-                converged = True
-                break
-            no_improvement = 0
+        if rule.should_stop(improved, optimizer):
+            converged = True
+            break
     return SolverResult(
         W=params[0], b=params[1] if len(params) == 2 else None, n_iter=epochs,
         loss_curve=monitor.loss_curve, converged=converged or stopped,
-        stopped_by_callback=stopped, best_loss=best_loss, state=optimizer.state,
+        stopped_by_callback=stopped, best_loss=rule.best_loss, state=optimizer.state,
         rng=rng,
     )
 

@@ -57,3 +57,35 @@ class TrainingMonitor:
         if self.callback is not None:
             return bool(self.callback(self.estimator, info))
         return False
+
+
+class NoImprovementStop:
+    """MLPClassifier's stopping rule for epochs of SGD/Adam.
+
+    An epoch improves when the training objective falls by at least ``tol``
+    below its best so far (or, with a validation set, the score rises by
+    ``tol`` above its best). After more than ``n_iter_no_change`` epochs
+    without improvement the optimizer decides: stop, or (``adaptive``
+    learning rate) divide the step and go on.
+    """
+
+    def __init__(self, *, tol, n_iter_no_change):
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.best_loss = float("inf")
+        self.count = 0
+
+    def loss_improved(self, objective):
+        improved = objective <= self.best_loss - self.tol
+        self.best_loss = min(self.best_loss, objective)
+        return improved
+
+    def should_stop(self, improved, optimizer):
+        """Record one epoch; True when training should end (converged)."""
+        self.count = 0 if improved else self.count + 1
+        if self.count <= self.n_iter_no_change:
+            return False
+        if optimizer.should_stop():
+            return True
+        self.count = 0
+        return False

@@ -18,7 +18,7 @@ from .._backend import (
     take_rows,
 )
 from .._penalty import l1_norm, soft_threshold
-from ._common import SolverResult
+from ._common import NoImprovementStop, SolverResult
 
 
 class MinibatchOptimizer:
@@ -204,9 +204,10 @@ def run_minibatch_epochs(loss, X, target, sample_weight, W, b, *, optimizer,
     n = X.shape[0]
     S = n if sample_weight is None else float(xp.sum(sample_weight))
     params = [W] if b is None else [W, b]
-    best_loss, best_score, best_params = math.inf, -math.inf, params
+    rule = NoImprovementStop(tol=tol, n_iter_no_change=n_iter_no_change)
+    best_score, best_params = -math.inf, params
     scores = [] if validation is not None else None
-    no_improvement, converged, stopped, epochs = 0, False, False, 0
+    converged, stopped, epochs = False, False, 0
     # NumPy: gather each minibatch into one reused buffer (X itself is never
     # copied whole; the update works in place, so the best parameters are
     # kept as copies).
@@ -238,23 +239,20 @@ def run_minibatch_epochs(loss, X, target, sample_weight, W, b, *, optimizer,
                 best_score = score
                 best_params = ([np.copy(p) for p in params] if is_numpy_namespace(xp)
                                else params)
+            rule.loss_improved(objective)
         else:
-            improved = objective <= best_loss - tol
+            improved = rule.loss_improved(objective)
             best_params = params
-        best_loss = min(best_loss, objective)
-        no_improvement = 0 if improved else no_improvement + 1
         if monitor.step(objective, **extra):
             stopped = True
             break
-        if no_improvement > n_iter_no_change:
-            if optimizer.should_stop():
-                converged = True
-                break
-            no_improvement = 0
+        if rule.should_stop(improved, optimizer):
+            converged = True
+            break
     final = best_params if validation is not None else params
     return SolverResult(
         W=final[0], b=final[1] if b is not None else None, n_iter=epochs,
         loss_curve=monitor.loss_curve, converged=converged or stopped,
-        stopped_by_callback=stopped, validation_scores=scores, best_loss=best_loss,
+        stopped_by_callback=stopped, validation_scores=scores, best_loss=rule.best_loss,
         state=optimizer.state,
     )
