@@ -1,7 +1,6 @@
 """Every example runs headless from the repository root, exits 0 and writes the
 figures it promises, so the examples never rot."""
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -15,17 +14,6 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
 HAS_CALIBRATE = hasattr(SoftmaxRegressionClassifier, "calibrate_temperature")
-
-
-def _has_gpu():
-    if importlib.util.find_spec("cupy") is None:
-        return False
-    try:
-        import cupy
-
-        return cupy.cuda.runtime.getDeviceCount() > 0
-    except Exception:
-        return False
 
 
 # script -> the PNGs it must write
@@ -68,13 +56,13 @@ def test_every_example_is_listed():
 
 
 @pytest.mark.parametrize("name", PARAMS)
-def test_example_runs_and_writes_its_figures(name, tmp_path):
+def test_example_runs_and_writes_its_figures(name, tmp_path, gpu_available):
     result = run_example(name, tmp_path)
     assert result.returncode == 0, (
         f"{name} exited {result.returncode}\n--- stdout\n{result.stdout}"
         f"\n--- stderr\n{result.stderr}")
     assert result.stdout.strip(), f"{name} printed nothing"
-    if name == "gpu_speedup.py" and not _has_gpu():
+    if name == "gpu_speedup.py" and not gpu_available:
         assert "cannot run here" in result.stdout
         assert not list(tmp_path.glob("*.png"))
         return
