@@ -41,12 +41,8 @@ def _target_dot(O, target, xp):
         return xp.sum(target * O, axis=1)
     if is_numpy_namespace(xp):
         return O[np.arange(O.shape[0]), target]
-    onehot = target[:, None] == xp.arange(O.shape[1], device=_dev(O))[None, :]
+    onehot = target[:, None] == xp.arange(O.shape[1], device=device(O))[None, :]
     return xp.sum(xp.where(onehot, O, xp.zeros_like(O)), axis=1)
-
-
-def _dev(a):
-    return device(a)
 
 
 def softmax_cross_entropy(logits, target, weights=None, *, label_smoothing=0.0,
@@ -90,7 +86,7 @@ def softmax_cross_entropy(logits, target, weights=None, *, label_smoothing=0.0,
         T = target
     else:
         T = xp.astype(
-            target[:, None] == xp.arange(K, device=_dev(logits))[None, :],
+            target[:, None] == xp.arange(K, device=device(logits))[None, :],
             logits.dtype,
         )
     if eps:
