@@ -66,18 +66,44 @@ TOL = 1e-4
 # SGDClassifier's one-vs-rest would otherwise take minutes), fits per
 # estimator, and rounds of the evaluation timing. See DESIGN.md for shapes.
 SIZES = {
-    "full": dict(dense=100_000, sparse=20_000, many=50_000, many_classes=1000,
-                 lbfgs_iter=300, epochs=10, epochs_many=3, repeats=3,
-                 eval_rounds=9),
-    "quick": dict(dense=20_000, sparse=10_000, many=10_000, many_classes=100,
-                  lbfgs_iter=300, epochs=5, epochs_many=3, repeats=3,
-                  eval_rounds=5),
-    "smoke": dict(dense=400, sparse=400, many=400, many_classes=20,
-                  lbfgs_iter=10, epochs=2, epochs_many=2, repeats=1, eval_rounds=1),
+    "full": dict(
+        dense=100_000,
+        sparse=20_000,
+        many=50_000,
+        many_classes=1000,
+        lbfgs_iter=300,
+        epochs=10,
+        epochs_many=3,
+        repeats=3,
+        eval_rounds=9,
+    ),
+    "quick": dict(
+        dense=20_000,
+        sparse=10_000,
+        many=10_000,
+        many_classes=100,
+        lbfgs_iter=300,
+        epochs=5,
+        epochs_many=3,
+        repeats=3,
+        eval_rounds=5,
+    ),
+    "smoke": dict(
+        dense=400,
+        sparse=400,
+        many=400,
+        many_classes=20,
+        lbfgs_iter=10,
+        epochs=2,
+        epochs_many=2,
+        repeats=1,
+        eval_rounds=1,
+    ),
 }
 
 
 # ----------------------------------------------------------------------- data
+
 
 def _split(X, y, n_test, seed=0):
     return train_test_split(X, y, test_size=n_test, random_state=seed, stratify=y)
@@ -92,19 +118,36 @@ def data_digits():
 def data_dense(n, dtype):
     """DESIGN.md's synthetic set; n training rows plus n/4 test rows."""
     X, y = make_classification(
-        n_samples=n + n // 4, n_features=200, n_informative=64, n_redundant=0,
-        n_classes=10, n_clusters_per_class=1, class_sep=1.0, random_state=0)
+        n_samples=n + n // 4,
+        n_features=200,
+        n_informative=64,
+        n_redundant=0,
+        n_classes=10,
+        n_clusters_per_class=1,
+        class_sep=1.0,
+        random_state=0,
+    )
     X_tr, X_te, y_tr, y_te = _split(X, y, n // 4)
-    return (np.ascontiguousarray(X_tr, dtype=dtype),
-            np.ascontiguousarray(X_te, dtype=dtype), y_tr, y_te)
+    return (
+        np.ascontiguousarray(X_tr, dtype=dtype),
+        np.ascontiguousarray(X_te, dtype=dtype),
+        y_tr,
+        y_te,
+    )
 
 
 def data_sparse(n, d=2000, n_classes=20, density=0.005):
     """CSR, ``density`` nonzeros, labels from a random linear model + noise."""
     rng = np.random.default_rng(0)
     n_all = n + n // 4
-    X = sp.random(n_all, d, density=density, format="csr", random_state=0,
-                  data_rvs=lambda k: rng.standard_normal(k))
+    X = sp.random(
+        n_all,
+        d,
+        density=density,
+        format="csr",
+        random_state=0,
+        data_rvs=lambda k: rng.standard_normal(k),
+    )
     W = rng.standard_normal((n_classes, d))
     logits = np.asarray(X @ W.T) + rng.gumbel(size=(n_all, n_classes))
     y = logits.argmax(axis=1)
@@ -123,6 +166,7 @@ def data_many_classes(n, n_classes, d=128):
 
 # ----------------------------------------------------------------- estimators
 
+
 def estimators(n_train, sizes, solvers):
     """The fits to compare, each made fresh per run. The stochastic ones run
     at most ``epochs`` epochs; MLPClassifier's and SGDClassifier's L2
@@ -131,19 +175,25 @@ def estimators(n_train, sizes, solvers):
     mlp_alpha = min(200, n_train) / (C * n_train)  # its penalty is per batch
     all_ = {
         "sksoftmax lbfgs": lambda: SoftmaxRegressionClassifier(
-            C=C, tol=TOL, max_iter=it),
+            C=C, tol=TOL, max_iter=it
+        ),
         "sksoftmax sgd": lambda: SoftmaxRegressionClassifier(
-            C=C, solver="sgd", max_iter=epochs, random_state=0),
+            C=C, solver="sgd", max_iter=epochs, random_state=0
+        ),
         "sksoftmax adam": lambda: SoftmaxRegressionClassifier(
-            C=C, solver="adam", max_iter=epochs, random_state=0),
-        "LogisticRegression": lambda: LogisticRegression(
-            C=C, tol=TOL, max_iter=it),
+            C=C, solver="adam", max_iter=epochs, random_state=0
+        ),
+        "LogisticRegression": lambda: LogisticRegression(C=C, tol=TOL, max_iter=it),
         "MLPClassifier adam": lambda: MLPClassifier(
-            hidden_layer_sizes=(), solver="adam", alpha=mlp_alpha,
-            max_iter=epochs, random_state=0),
+            hidden_layer_sizes=(),
+            solver="adam",
+            alpha=mlp_alpha,
+            max_iter=epochs,
+            random_state=0,
+        ),
         "SGDClassifier": lambda: SGDClassifier(
-            loss="log_loss", alpha=1 / (C * n_train), max_iter=epochs,
-            random_state=0),
+            loss="log_loss", alpha=1 / (C * n_train), max_iter=epochs, random_state=0
+        ),
     }
     return {k: v for k, v in all_.items() if k in solvers}
 
@@ -159,13 +209,14 @@ def objective(est, X, y):
     n = X.shape[0]
     total = 0.0
     for start in range(0, n, 8192):
-        Xc = X[start:start + 8192]
+        Xc = X[start : start + 8192]
         logits = np.asarray(Xc @ W.T, dtype=np.float64) + b
         if logits.shape[1] == 1:  # binary: logits (0, o)
             logits = np.hstack([np.zeros_like(logits), logits])
-        yc = y[start:start + 8192]
-        total += float((logsumexp(logits, axis=1)
-                        - logits[np.arange(len(yc)), yc]).sum())
+        yc = y[start : start + 8192]
+        total += float(
+            (logsumexp(logits, axis=1) - logits[np.arange(len(yc)), yc]).sum()
+        )
     return total / n + float((W * W).sum()) / (2 * C * n)
 
 
@@ -199,31 +250,41 @@ def bench_dataset(name, data, makers, repeats, quiet):
             times[key].append(time.perf_counter() - t0)
             fitted[key] = est
     rows = []
-    base = np.median(times["LogisticRegression"]) if "LogisticRegression" in times \
+    base = (
+        np.median(times["LogisticRegression"])
+        if "LogisticRegression" in times
         else None
+    )
     for key, est in fitted.items():
         t = float(np.median(times[key]))
         proba = est.predict_proba(X_te)
-        rows.append({
-            "dataset": name, "estimator": key, "fit_time_s": t,
-            "fit_times_s": [round(v, 4) for v in times[key]],
-            "ratio_to_lr": None if base is None else t / base,
-            "objective": objective(est, X_tr, y_tr),
-            "n_iter": n_iter(est),
-            "test_accuracy": float(est.score(X_te, y_te)),
-            "test_log_loss": float(log_loss(y_te, proba, labels=est.classes_)),
-            "peak_fit_memory_mb": peak_fit_memory(makers[key], X_tr, y_tr) / 2**20,
-        })
+        rows.append(
+            {
+                "dataset": name,
+                "estimator": key,
+                "fit_time_s": t,
+                "fit_times_s": [round(v, 4) for v in times[key]],
+                "ratio_to_lr": None if base is None else t / base,
+                "objective": objective(est, X_tr, y_tr),
+                "n_iter": n_iter(est),
+                "test_accuracy": float(est.score(X_te, y_te)),
+                "test_log_loss": float(log_loss(y_te, proba, labels=est.classes_)),
+                "peak_fit_memory_mb": peak_fit_memory(makers[key], X_tr, y_tr) / 2**20,
+            }
+        )
         if not quiet:
             r = rows[-1]
-            print(f"  {key:20s} {t:8.3f}s  x{(r['ratio_to_lr'] or 0):5.2f}  "
-                  f"J={r['objective']:.8f}  acc={r['test_accuracy']:.4f}  "
-                  f"it={r['n_iter']}  mem={r['peak_fit_memory_mb']:.1f}MB",
-                  flush=True)
+            print(
+                f"  {key:20s} {t:8.3f}s  x{(r['ratio_to_lr'] or 0):5.2f}  "
+                f"J={r['objective']:.8f}  acc={r['test_accuracy']:.4f}  "
+                f"it={r['n_iter']}  mem={r['peak_fit_memory_mb']:.1f}MB",
+                flush=True,
+            )
     return rows
 
 
 # ----------------------------------------------------------- loss evaluation
+
 
 def bench_evaluation(X, y, n_classes, rounds):
     """One loss+gradient evaluation against its two products alone
@@ -255,15 +316,19 @@ def bench_evaluation(X, y, n_classes, rounds):
             t[key].append(time.perf_counter() - t0)
     med = {k: float(np.median(v)) for k, v in t.items()}
     low = {k: float(np.min(v)) for k, v in t.items()}
-    return {"shape": [n, d, n_classes], "dtype": str(dt),
-            "products_ms": 1e3 * med["products"],
-            "evaluation_ms": 1e3 * med["evaluation"],
-            "ratio": med["evaluation"] / med["products"],
-            "ratio_of_minima": low["evaluation"] / low["products"],
-            "rounds": rounds}
+    return {
+        "shape": [n, d, n_classes],
+        "dtype": str(dt),
+        "products_ms": 1e3 * med["products"],
+        "evaluation_ms": 1e3 * med["evaluation"],
+        "ratio": med["evaluation"] / med["products"],
+        "ratio_of_minima": low["evaluation"] / low["products"],
+        "rounds": rounds,
+    }
 
 
 # ------------------------------------------------------- time to accuracy
+
 
 def time_to_accuracy(data, target, max_epochs, seeds, makers):
     """Wall time of whole epochs (partial_fit, one per call) until the test
@@ -282,15 +347,19 @@ def time_to_accuracy(data, target, max_epochs, seeds, makers):
                 if est.score(X_te, y_te) >= target:
                     reached = epoch
                     break
-            runs.append({"seed": seed, "epochs": reached, "time_s": spent
-                         if reached else None})
+            runs.append(
+                {"seed": seed, "epochs": reached, "time_s": spent if reached else None}
+            )
         done = [r["time_s"] for r in runs if r["time_s"] is not None]
-        out[key] = {"runs": runs, "median_time_s":
-                    float(np.median(done)) if len(done) == len(runs) else None}
+        out[key] = {
+            "runs": runs,
+            "median_time_s": float(np.median(done)) if len(done) == len(runs) else None,
+        }
     return out
 
 
 # ------------------------------------------------------------------- plot
+
 
 def objective_curves(data, sizes):
     """Objective against wall time from the estimator's callback."""
@@ -302,10 +371,14 @@ def objective_curves(data, sizes):
         def record(est, info, pts=pts):
             pts.append((info["elapsed"], info["objective"]))
 
-        kw = {"max_iter": sizes["lbfgs_iter"], "tol": TOL} if solver == "lbfgs" \
+        kw = (
+            {"max_iter": sizes["lbfgs_iter"], "tol": TOL}
+            if solver == "lbfgs"
             else {"max_iter": sizes["epochs"], "random_state": 0}
-        SoftmaxRegressionClassifier(C=C, solver=solver, callback=record,
-                                    **kw).fit(X_tr, y_tr)
+        )
+        SoftmaxRegressionClassifier(C=C, solver=solver, callback=record, **kw).fit(
+            X_tr, y_tr
+        )
         curves[f"sksoftmax {solver}"] = pts
     return curves
 
@@ -316,19 +389,26 @@ def plot(curves, points, path, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    best = min([v for pts in curves.values() for _, v in pts]
-               + [p[1] for p in points.values()])
+    best = min(
+        [v for pts in curves.values() for _, v in pts] + [p[1] for p in points.values()]
+    )
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, pts in curves.items():
         t, v = zip(*pts, strict=True)
         label = name + (" (epoch mean of minibatch J)" if "lbfgs" not in name else "")
-        ax.plot(t, np.maximum(np.subtract(v, best), 1e-10), marker=".",
-                label=label)
+        ax.plot(t, np.maximum(np.subtract(v, best), 1e-10), marker=".", label=label)
     colors = ("black", "red", "purple")
-    for (name, (t, v)), color in zip(points.items(), colors[:len(points)],
-                                     strict=True):
-        ax.scatter([t], [max(v - best, 1e-10)], marker="x", s=60, color=color,
-                   label=f"{name} (final; median fit time)")
+    for (name, (t, v)), color in zip(
+        points.items(), colors[: len(points)], strict=True
+    ):
+        ax.scatter(
+            [t],
+            [max(v - best, 1e-10)],
+            marker="x",
+            s=60,
+            color=color,
+            label=f"{name} (final; median fit time)",
+        )
     ax.set_yscale("log")
     ax.set_xlabel("wall time (s)")
     ax.set_ylabel("J - min J (floored at 1e-10)")
@@ -341,59 +421,93 @@ def plot(curves, points, path, title):
 
 # -------------------------------------------------------------------- main
 
+
 def environment():
-    blas = [{k: lib.get(k) for k in ("filepath", "internal_api", "version",
-                                     "architecture", "num_threads")}
-            for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    blas = [
+        {
+            k: lib.get(k)
+            for k in (
+                "filepath",
+                "internal_api",
+                "version",
+                "architecture",
+                "num_threads",
+            )
+        }
+        for lib in threadpool_info()
+        if lib.get("user_api") == "blas"
+    ]
     return {
-        "cpu_count": os.cpu_count(), "machine": platform.machine(),
-        "processor": platform.processor(), "python": platform.python_version(),
-        "numpy": np.__version__, "scipy": __import__("scipy").__version__,
-        "sklearn": sklearn.__version__, "blas": blas,
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": __import__("scipy").__version__,
+        "sklearn": sklearn.__version__,
+        "blas": blas,
         "OPENBLAS_CORETYPE": os.environ.get("OPENBLAS_CORETYPE"),
         "command": " ".join([Path(sys.executable).name] + sys.argv),
     }
 
 
 def markdown(res):
-    lines = [f"Command: `{res['environment']['command']}`  ",
-             f"Machine: {res['environment']['cpu_count']} cores; BLAS: "
-             + ", ".join(f"{Path(b['filepath']).name} {b['version']} "
-                         f"({b['architecture']}, {b['num_threads']} threads)"
-                         for b in res["environment"]["blas"])
-             + (f"; limited to {res['threads']} thread(s)" if res["threads"] else "")
-             + f"; load average before/after: {res['load_before']} / "
-               f"{res['load_after']}", "",
-             "| data | estimator | fit time (s) | ratio to LR | J (train) | iters "
-             "| test acc | test log-loss | peak fit mem (MB) |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Command: `{res['environment']['command']}`  ",
+        f"Machine: {res['environment']['cpu_count']} cores; BLAS: "
+        + ", ".join(
+            f"{Path(b['filepath']).name} {b['version']} "
+            f"({b['architecture']}, {b['num_threads']} threads)"
+            for b in res["environment"]["blas"]
+        )
+        + (f"; limited to {res['threads']} thread(s)" if res["threads"] else "")
+        + f"; load average before/after: {res['load_before']} / "
+        f"{res['load_after']}",
+        "",
+        "| data | estimator | fit time (s) | ratio to LR | J (train) | iters "
+        "| test acc | test log-loss | peak fit mem (MB) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in res["fits"]:
         ratio = "" if r["ratio_to_lr"] is None else f"{r['ratio_to_lr']:.2f}"
         lines.append(
             f"| {r['dataset']} | {r['estimator']} | {r['fit_time_s']:.3f} | {ratio} "
             f"| {r['objective']:.8f} | {r['n_iter']} | {r['test_accuracy']:.4f} "
-            f"| {r['test_log_loss']:.4f} | {r['peak_fit_memory_mb']:.1f} |")
-    lines += ["", "One loss+gradient evaluation vs its two matrix products "
-              "(median of interleaved rounds):", "",
-              "| shape (n, d, K) | dtype | products (ms) | evaluation (ms) | ratio "
-              "| ratio of minima |", "|---|---|---:|---:|---:|---:|"]
+            f"| {r['test_log_loss']:.4f} | {r['peak_fit_memory_mb']:.1f} |"
+        )
+    lines += [
+        "",
+        "One loss+gradient evaluation vs its two matrix products "
+        "(median of interleaved rounds):",
+        "",
+        "| shape (n, d, K) | dtype | products (ms) | evaluation (ms) | ratio "
+        "| ratio of minima |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
     for e in res["evaluation"]:
-        lines.append(f"| {tuple(e['shape'])} | {e['dtype']} | {e['products_ms']:.1f} "
-                     f"| {e['evaluation_ms']:.1f} | {e['ratio']:.2f} "
-                     f"| {e['ratio_of_minima']:.2f} |")
+        lines.append(
+            f"| {tuple(e['shape'])} | {e['dtype']} | {e['products_ms']:.1f} "
+            f"| {e['evaluation_ms']:.1f} | {e['ratio']:.2f} "
+            f"| {e['ratio_of_minima']:.2f} |"
+        )
     tta = res["time_to_accuracy"]
-    lines += ["", f"Time to a test accuracy of {tta['target']:.4f} (lbfgs's "
-              f"{tta['lbfgs_accuracy']:.4f} minus 0.5 points) on "
-              f"{tta['dataset']}, whole epochs, median over seeds:", "",
-              "| estimator | median time (s) | ratio to MLPClassifier "
-              "| epochs per seed |",
-              "|---|---:|---:|---|"]
+    lines += [
+        "",
+        f"Time to a test accuracy of {tta['target']:.4f} (lbfgs's "
+        f"{tta['lbfgs_accuracy']:.4f} minus 0.5 points) on "
+        f"{tta['dataset']}, whole epochs, median over seeds:",
+        "",
+        "| estimator | median time (s) | ratio to MLPClassifier | epochs per seed |",
+        "|---|---:|---:|---|",
+    ]
     mlp = tta["results"].get("MLPClassifier adam", {}).get("median_time_s")
     for key, r in tta["results"].items():
         t = r["median_time_s"]
         ratio = f"{t / mlp:.2f}" if t and mlp else ""
-        lines.append(f"| {key} | {'not reached' if t is None else f'{t:.3f}'} "
-                     f"| {ratio} | {[x['epochs'] for x in r['runs']]} |")
+        lines.append(
+            f"| {key} | {'not reached' if t is None else f'{t:.3f}'} "
+            f"| {ratio} | {[x['epochs'] for x in r['runs']]} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -403,15 +517,26 @@ def main(argv=None):
     mode.add_argument("--quick", action="store_true", help="smaller data, < 2 min")
     mode.add_argument("--smoke", action="store_true", help="tiny data (tests)")
     parser.add_argument("--output-dir", default=str(ROOT / "benchmarks" / "results"))
-    parser.add_argument("--repeats", type=int, default=None,
-                        help="fits per estimator (median); default 3 (1 in smoke)")
-    parser.add_argument("--only", default=None,
-                        help="run only the data sets whose name contains this "
-                             "(e.g. 'synthetic'); the evaluation timing, time to "
-                             "accuracy and plot always use the synthetic set")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="limit BLAS and OpenMP threads of every fit to this "
-                             "(threadpoolctl); default: as installed")
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=None,
+        help="fits per estimator (median); default 3 (1 in smoke)",
+    )
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="run only the data sets whose name contains this "
+        "(e.g. 'synthetic'); the evaluation timing, time to "
+        "accuracy and plot always use the synthetic set",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="limit BLAS and OpenMP threads of every fit to this "
+        "(threadpoolctl); default: as installed",
+    )
     args = parser.parse_args(argv)
     if args.threads:
         from threadpoolctl import threadpool_limits
@@ -430,9 +555,14 @@ def run(args):
     out.mkdir(parents=True, exist_ok=True)
     warnings.simplefilter("ignore", ConvergenceWarning)
     quiet = args.smoke
-    res = {"mode": size, "environment": environment(), "threads": args.threads,
-           "load_before": [round(v, 2) for v in os.getloadavg()], "fits": [],
-           "settings": {"C": C, "tol": TOL, **sizes}}
+    res = {
+        "mode": size,
+        "environment": environment(),
+        "threads": args.threads,
+        "load_before": [round(v, 2) for v in os.getloadavg()],
+        "fits": [],
+        "settings": {"C": C, "tol": TOL, **sizes},
+    }
     n = sizes["dense"]
     dense64 = data_dense(n, np.float64)
     dense_name = f"synthetic {n // 1000}k x 200 x 10"
@@ -440,13 +570,23 @@ def run(args):
         ("digits", data_digits),
         (f"{dense_name} float64", lambda: dense64),
         (f"{dense_name} float32", lambda: data_dense(n, np.float32)),
-        (f"sparse CSR {sizes['sparse'] // 1000}k x 2k 0.5% x 20",
-         lambda: data_sparse(sizes["sparse"])),
-        (f"{sizes['many'] // 1000}k x 128 x {sizes['many_classes']} classes",
-         lambda: data_many_classes(sizes["many"], sizes["many_classes"])),
+        (
+            f"sparse CSR {sizes['sparse'] // 1000}k x 2k 0.5% x 20",
+            lambda: data_sparse(sizes["sparse"]),
+        ),
+        (
+            f"{sizes['many'] // 1000}k x 128 x {sizes['many_classes']} classes",
+            lambda: data_many_classes(sizes["many"], sizes["many_classes"]),
+        ),
     ]
-    every = ["sksoftmax lbfgs", "sksoftmax sgd", "sksoftmax adam",
-             "LogisticRegression", "MLPClassifier adam", "SGDClassifier"]
+    every = [
+        "sksoftmax lbfgs",
+        "sksoftmax sgd",
+        "sksoftmax adam",
+        "LogisticRegression",
+        "MLPClassifier adam",
+        "SGDClassifier",
+    ]
     if args.only:
         sets = [(k, v) for k, v in sets if args.only in k or k.startswith(dense_name)]
     for name, load in sets:
@@ -454,48 +594,65 @@ def run(args):
         if not quiet:
             print(f"{name}: train {data[0].shape}, test {data[1].shape[0]}", flush=True)
         many = "classes" in name
-        makers = estimators(data[0].shape[0],
-                            dict(sizes, epochs=sizes["epochs_many"]) if many
-                            else sizes, every)
+        makers = estimators(
+            data[0].shape[0],
+            dict(sizes, epochs=sizes["epochs_many"]) if many else sizes,
+            every,
+        )
         res["fits"] += bench_dataset(name, data, makers, sizes["repeats"], quiet)
 
     res["evaluation"] = []
     for dt in (np.float64, np.float32):
         X = dense64[0].astype(dt, copy=False)
-        res["evaluation"].append(bench_evaluation(X, dense64[2], 10,
-                                                  sizes["eval_rounds"]))
+        res["evaluation"].append(
+            bench_evaluation(X, dense64[2], 10, sizes["eval_rounds"])
+        )
         if not quiet:
             print("  evaluation", res["evaluation"][-1], flush=True)
 
-    lbfgs_acc = next(r["test_accuracy"] for r in res["fits"]
-                     if r["dataset"] == f"{dense_name} float64"
-                     and r["estimator"] == "sksoftmax lbfgs")
+    lbfgs_acc = next(
+        r["test_accuracy"]
+        for r in res["fits"]
+        if r["dataset"] == f"{dense_name} float64"
+        and r["estimator"] == "sksoftmax lbfgs"
+    )
     target = lbfgs_acc - 0.005
     n_tr = dense64[0].shape[0]
     tta_makers = {
         "sksoftmax sgd": lambda s: SoftmaxRegressionClassifier(
-            C=C, solver="sgd", random_state=s),
+            C=C, solver="sgd", random_state=s
+        ),
         "sksoftmax adam": lambda s: SoftmaxRegressionClassifier(
-            C=C, solver="adam", random_state=s),
+            C=C, solver="adam", random_state=s
+        ),
         "MLPClassifier adam": lambda s: MLPClassifier(
-            hidden_layer_sizes=(), solver="adam", alpha=min(200, n_tr) / (C * n_tr),
-            random_state=s),
+            hidden_layer_sizes=(),
+            solver="adam",
+            alpha=min(200, n_tr) / (C * n_tr),
+            random_state=s,
+        ),
     }
     seeds = list(range(max(1, sizes["repeats"])))
     res["time_to_accuracy"] = {
-        "dataset": f"{dense_name} float64", "lbfgs_accuracy": lbfgs_acc,
-        "target": target, "settings": "defaults (batch 200, learning_rate_init "
+        "dataset": f"{dense_name} float64",
+        "lbfgs_accuracy": lbfgs_acc,
+        "target": target,
+        "settings": "defaults (batch 200, learning_rate_init "
         "1e-3) for all three; MLPClassifier alpha matched to C",
-        "results": time_to_accuracy(dense64, target, 3 * sizes["epochs"], seeds,
-                                    tta_makers)}
+        "results": time_to_accuracy(
+            dense64, target, 3 * sizes["epochs"], seeds, tta_makers
+        ),
+    }
 
     curves = objective_curves(dense64, sizes)
-    finals = {r["estimator"]: (r["fit_time_s"], r["objective"]) for r in res["fits"]
-              if r["dataset"] == f"{dense_name} float64"
-              and r["estimator"] in ("LogisticRegression", "MLPClassifier adam")}
+    finals = {
+        r["estimator"]: (r["fit_time_s"], r["objective"])
+        for r in res["fits"]
+        if r["dataset"] == f"{dense_name} float64"
+        and r["estimator"] in ("LogisticRegression", "MLPClassifier adam")
+    }
     res["curves"] = {k: [[round(t, 4), v] for t, v in pts] for k, pts in curves.items()}
-    plot(curves, finals, out / "objective_vs_time.png",
-         f"{dense_name} float64, C={C}")
+    plot(curves, finals, out / "objective_vs_time.png", f"{dense_name} float64, C={C}")
     res["load_after"] = [round(v, 2) for v in os.getloadavg()]
     (out / "results.json").write_text(json.dumps(res, indent=1))
     table = markdown(res)

@@ -52,14 +52,23 @@ def make_chunk(i, rows, d, k, separation):
 
 
 def dask_data(n, d, k, chunk_rows, separation):
-    parts = [dask.delayed(make_chunk, nout=2)(i, min(chunk_rows, n - s), d, k,
-                                              separation)
-             for i, s in enumerate(range(0, n, chunk_rows))]
+    parts = [
+        dask.delayed(make_chunk, nout=2)(i, min(chunk_rows, n - s), d, k, separation)
+        for i, s in enumerate(range(0, n, chunk_rows))
+    ]
     sizes = [min(chunk_rows, n - s) for s in range(0, n, chunk_rows)]
-    X = da.concatenate([da.from_delayed(p[0], (m, d), np.float32)
-                        for p, m in zip(parts, sizes, strict=True)])
-    y = da.concatenate([da.from_delayed(p[1], (m,), np.int64)
-                        for p, m in zip(parts, sizes, strict=True)])
+    X = da.concatenate(
+        [
+            da.from_delayed(p[0], (m, d), np.float32)
+            for p, m in zip(parts, sizes, strict=True)
+        ]
+    )
+    y = da.concatenate(
+        [
+            da.from_delayed(p[1], (m,), np.int64)
+            for p, m in zip(parts, sizes, strict=True)
+        ]
+    )
     return X, y
 
 
@@ -85,15 +94,24 @@ def fit(X, y, **params):
 
 
 def outgoing_bytes(client):
-    return sum(client.run(
-        lambda dask_worker: dask_worker.transfer_outgoing_bytes_total).values())
+    return sum(
+        client.run(
+            lambda dask_worker: dask_worker.transfer_outgoing_bytes_total
+        ).values()
+    )
 
 
 def run_cluster(n_workers, args, X_np, y_np):
-    with distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1,
-                                  processes=True, dashboard_address=None,
-                                  memory_limit=0) as cluster, \
-            distributed.Client(cluster) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            memory_limit=0,
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
         X, y = dask_data(args.n, args.d, args.k, args.chunk_rows, args.separation)
         X, y = dask.persist(X, y)
         distributed.wait([X, y])
@@ -107,12 +125,26 @@ def run_cluster(n_workers, args, X_np, y_np):
         before = outgoing_bytes(client)
         t_eval, _ = timed(lambda: dloss.loss_gradient(coef), repeat=args.repeat)
         moved = (outgoing_bytes(client) - before) / args.repeat
-        t_epoch, _ = timed(lambda: fit(X, y, solver="adam", max_iter=1,
-                                       batch_size=1000, learning_rate_init=1e-3,
-                                       random_state=0))
-        return dict(fit=t_fit, n_iter=clf.n_iter_,
-                    J=objective(clf, X_np, y_np, args.C), eval=t_eval,
-                    epoch=t_epoch, moved=moved, chunks=len(data))
+        t_epoch, _ = timed(
+            lambda: fit(
+                X,
+                y,
+                solver="adam",
+                max_iter=1,
+                batch_size=1000,
+                learning_rate_init=1e-3,
+                random_state=0,
+            )
+        )
+        return dict(
+            fit=t_fit,
+            n_iter=clf.n_iter_,
+            J=objective(clf, X_np, y_np, args.C),
+            eval=t_eval,
+            epoch=t_epoch,
+            moved=moved,
+            chunks=len(data),
+        )
 
 
 def run_in_memory(args, X, y, threads=None):
@@ -125,10 +157,26 @@ def _run_in_memory(args, X, y):
     loss = LinearSoftmaxLoss(args.k, args.d, alpha=1 / (args.C * args.n))
     coef = np.concatenate([clf.coef_.ravel(), clf.intercept_]).astype(np.float64)
     t_eval, _ = timed(lambda: loss.loss_gradient(coef, X, y), repeat=args.repeat)
-    t_epoch, _ = timed(lambda: fit(X, y, solver="adam", max_iter=1, batch_size=1000,
-                                   learning_rate_init=1e-3, random_state=0))
-    return dict(fit=t_fit, n_iter=clf.n_iter_, J=objective(clf, X, y, args.C),
-                eval=t_eval, epoch=t_epoch, moved=0.0, chunks=1)
+    t_epoch, _ = timed(
+        lambda: fit(
+            X,
+            y,
+            solver="adam",
+            max_iter=1,
+            batch_size=1000,
+            learning_rate_init=1e-3,
+            random_state=0,
+        )
+    )
+    return dict(
+        fit=t_fit,
+        n_iter=clf.n_iter_,
+        J=objective(clf, X, y, args.C),
+        eval=t_eval,
+        epoch=t_epoch,
+        moved=0.0,
+        chunks=1,
+    )
 
 
 def bytes_on_paper(d, k, n_chunks, n_workers):
@@ -155,36 +203,51 @@ def main(argv=None):
         args.n, args.chunk_rows = 200_000, 25_000
 
     with dask.config.set(scheduler="threads"):
-        X, y = dask.compute(*dask_data(args.n, args.d, args.k, args.chunk_rows,
-                                       args.separation))
-    print(f"X: {args.n:,} x {args.d} float32 ({X.nbytes / 2**20:.0f} MiB), "
-          f"{args.k} classes, chunks of {args.chunk_rows:,} rows")
+        X, y = dask.compute(
+            *dask_data(args.n, args.d, args.k, args.chunk_rows, args.separation)
+        )
+    print(
+        f"X: {args.n:,} x {args.d} float32 ({X.nbytes / 2**20:.0f} MiB), "
+        f"{args.k} classes, chunks of {args.chunk_rows:,} rows"
+    )
     print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-    rows = {"in-memory NumPy, BLAS on all cores": run_in_memory(args, X, y),
-            "in-memory NumPy, BLAS on 1 thread": run_in_memory(args, X, y, 1)}
+    rows = {
+        "in-memory NumPy, BLAS on all cores": run_in_memory(args, X, y),
+        "in-memory NumPy, BLAS on 1 thread": run_in_memory(args, X, y, 1),
+    }
     for w in (1, 2):
         rows[f"Dask, {w} worker{'s' * (w > 1)}"] = run_cluster(w, args, X, y)
 
-    print("\n| configuration | L-BFGS fit s | iterations | objective J | "
-          "s / evaluation | Adam epoch s | bytes moved / evaluation (counted) |")
+    print(
+        "\n| configuration | L-BFGS fit s | iterations | objective J | "
+        "s / evaluation | Adam epoch s | bytes moved / evaluation (counted) |"
+    )
     print("|---|---|---|---|---|---|---|")
     for name, r in rows.items():
-        print(f"| {name} | {r['fit']:.2f} | {r['n_iter']} | {r['J']:.6f} | "
-              f"{r['eval']:.3f} | {r['epoch']:.2f} | {r['moved']:,.0f} |")
+        print(
+            f"| {name} | {r['fit']:.2f} | {r['n_iter']} | {r['J']:.6f} | "
+            f"{r['eval']:.3f} | {r['epoch']:.2f} | {r['moved']:,.0f} |"
+        )
     one, two = rows["Dask, 1 worker"], rows["Dask, 2 workers"]
     n_chunks = one["chunks"]
-    print("\nScaling efficiency, 1 -> 2 workers: "
-          f"fit {one['fit'] / (2 * two['fit']):.0%}, "
-          f"per evaluation {one['eval'] / (2 * two['eval']):.0%}.")
+    print(
+        "\nScaling efficiency, 1 -> 2 workers: "
+        f"fit {one['fit'] / (2 * two['fit']):.0%}, "
+        f"per evaluation {one['eval'] / (2 * two['eval']):.0%}."
+    )
     for name in list(rows)[:2]:
-        print(f"2 workers vs {name}: fit {rows[name]['fit'] / two['fit']:.2f}x, "
-              f"per evaluation {rows[name]['eval'] / two['eval']:.2f}x.")
+        print(
+            f"2 workers vs {name}: fit {rows[name]['fit'] / two['fit']:.2f}x, "
+            f"per evaluation {rows[name]['eval'] / two['eval']:.2f}x."
+        )
     print(f"load average after: {os.getloadavg()[0]:.1f}")
-    print(f"Bytes per evaluation on paper ({n_chunks} chunks, tree fan-in "
-          f"{SPLIT_EVERY}): parameters {8 * (args.d * args.k + args.k):,} B to each "
-          f"worker, {8 * (args.d * args.k + args.k + 2):,} B per chunk back; at "
-          f"most {bytes_on_paper(args.d, args.k, n_chunks, 2):,} B with 2 workers "
-          f"({bytes_on_paper(args.d, args.k, n_chunks, 2) / X.nbytes:.1e} of X).")
+    print(
+        f"Bytes per evaluation on paper ({n_chunks} chunks, tree fan-in "
+        f"{SPLIT_EVERY}): parameters {8 * (args.d * args.k + args.k):,} B to each "
+        f"worker, {8 * (args.d * args.k + args.k + 2):,} B per chunk back; at "
+        f"most {bytes_on_paper(args.d, args.k, n_chunks, 2):,} B with 2 workers "
+        f"({bytes_on_paper(args.d, args.k, n_chunks, 2) / X.nbytes:.1e} of X)."
+    )
     return rows
 
 

@@ -86,12 +86,16 @@ def objective(be, X, y, coef, intercept, C, chunk=50_000):
         b = xp.concatenate([xp.zeros_like(b), b])
     total = 0.0
     for s in range(0, X.shape[0], chunk):
-        O = X[s:s + chunk].astype(xp.float64) @ W.T + b
-        m = O.max(axis=1, keepdims=True)
-        lse = xp.log(xp.exp(O - m).sum(axis=1)) + m[:, 0]
-        total += float((lse - O[xp.arange(O.shape[0]), y[s:s + chunk]]).sum())
+        logits = X[s : s + chunk].astype(xp.float64) @ W.T + b
+        m = logits.max(axis=1, keepdims=True)
+        lse = xp.log(xp.exp(logits - m).sum(axis=1)) + m[:, 0]
+        total += float(
+            (lse - logits[xp.arange(logits.shape[0]), y[s : s + chunk]]).sum()
+        )
     n = X.shape[0]
-    return total / n + float((xp.asarray(coef, dtype=xp.float64) ** 2).sum()) / (2 * C * n)
+    return total / n + float((xp.asarray(coef, dtype=xp.float64) ** 2).sum()) / (
+        2 * C * n
+    )
 
 
 def timed(be, fn, repeats):
@@ -116,8 +120,17 @@ def copy_bandwidth(be, nbytes=1 << 30):
 
 
 def run_gpu_tests():
-    cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider",
-           str(ROOT / "tests")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-m",
+        "gpu",
+        "-p",
+        "no:cacheprovider",
+        str(ROOT / "tests"),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     tail = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     return proc.returncode, tail
@@ -127,20 +140,35 @@ def parity(be, rows):
     """GPU (device="cuda") against CPU coef_ for lbfgs and sgd, both dtypes."""
     from sklearn.datasets import make_classification
 
-    X, y = make_classification(n_samples=3000, n_features=20, n_informative=10,
-                               n_classes=5, random_state=0)
-    settings = {"lbfgs": dict(tol=1e-8, max_iter=1000),
-                "sgd": dict(solver="sgd", learning_rate_init=0.05, max_iter=5,
-                            random_state=0, shuffle=False)}
+    X, y = make_classification(
+        n_samples=3000, n_features=20, n_informative=10, n_classes=5, random_state=0
+    )
+    settings = {
+        "lbfgs": dict(tol=1e-8, max_iter=1000),
+        "sgd": dict(
+            solver="sgd",
+            learning_rate_init=0.05,
+            max_iter=5,
+            random_state=0,
+            shuffle=False,
+        ),
+    }
     for dtype, tol in ((np.float64, 1e-4), (np.float32, 1e-3)):
         for solver, kw in settings.items():
             Xd = X.astype(dtype)
             cpu = SoftmaxRegressionClassifier(**kw).fit(Xd, y)
-            dev = SoftmaxRegressionClassifier(device="cuda" if be.gpu else "cpu",
-                                              **kw).fit(Xd, y)
+            dev = SoftmaxRegressionClassifier(
+                device="cuda" if be.gpu else "cpu", **kw
+            ).fit(Xd, y)
             diff = float(np.max(np.abs(dev.coef_ - cpu.coef_)))
-            rows.append((f"parity {solver} {np.dtype(dtype).name}", f"{diff:.2e}",
-                         f"<= {tol:g}", "ok" if diff <= tol else "FAIL"))
+            rows.append(
+                (
+                    f"parity {solver} {np.dtype(dtype).name}",
+                    f"{diff:.2e}",
+                    f"<= {tol:g}",
+                    "ok" if diff <= tol else "FAIL",
+                )
+            )
 
 
 def timings(be, shapes, repeats, rows):
@@ -153,32 +181,60 @@ def timings(be, shapes, repeats, rows):
         label = f"{n:,} x {d} x {k}"
         # Data bound as defaults: the arrays are deleted before the next shape.
         ours_t, ours = timed(
-            be, lambda X=X, y=y: SoftmaxRegressionClassifier(C=1.0).fit(X, y), repeats)
+            be, lambda X=X, y=y: SoftmaxRegressionClassifier(C=1.0).fit(X, y), repeats
+        )
         with config_context(array_api_dispatch=True), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ref_t, ref = timed(
-                be, lambda X=X, y=y: LogisticRegression(C=1.0).fit(X, y), repeats)
+                be, lambda X=X, y=y: LogisticRegression(C=1.0).fit(X, y), repeats
+            )
         J_ours = objective(be, X, y, ours.coef_, ours.intercept_, 1.0)
         J_ref = objective(be, X, y, ref.coef_, ref.intercept_, 1.0)
-        rows.append((f"fit {label} sksoftmax", f"{ours_t:.3f} s",
-                     f"J={J_ours:.6f}", f"{ours.n_iter_} it"))
-        rows.append((f"fit {label} sklearn LR", f"{ref_t:.3f} s",
-                     f"J={J_ref:.6f}", f"{int(np.max(ref.n_iter_))} it"))
+        rows.append(
+            (
+                f"fit {label} sksoftmax",
+                f"{ours_t:.3f} s",
+                f"J={J_ours:.6f}",
+                f"{ours.n_iter_} it",
+            )
+        )
+        rows.append(
+            (
+                f"fit {label} sklearn LR",
+                f"{ref_t:.3f} s",
+                f"J={J_ref:.6f}",
+                f"{int(np.max(ref.n_iter_))} it",
+            )
+        )
         speedup = ref_t / ours_t
         ok = speedup >= 3 and J_ours <= J_ref * (1 + 1e-6)
-        rows.append((f"speedup {label}", f"{speedup:.2f}x", "target >= 3x, J <=",
-                     "ok" if ok else "MISS"))
+        rows.append(
+            (
+                f"speedup {label}",
+                f"{speedup:.2f}x",
+                "target >= 3x, J <=",
+                "ok" if ok else "MISS",
+            )
+        )
         # One loss+gradient evaluation against its memory floor.
         loss = LinearSoftmaxLoss(k, d, fit_intercept=True, alpha=1.0 / n)
         W = be.xp.asarray(ours.coef_, dtype=X.dtype)
         b = be.xp.asarray(ours.intercept_, dtype=X.dtype)
         ev_t, _ = timed(
-            be, lambda X=X, y=y: loss.loss_gradient_arrays(W, b, X, y), 20)
+            be,
+            lambda X=X, y=y, loss=loss, W=W, b=b: loss.loss_gradient_arrays(W, b, X, y),
+            20,
+        )
         if bandwidth:
             floor = 2 * X.nbytes / bandwidth
-            rows.append((f"eval {label}", f"{ev_t * 1e3:.2f} ms",
-                         f"floor {floor * 1e3:.2f} ms",
-                         f"{ev_t / floor:.1f}x floor (target <= 2x)"))
+            rows.append(
+                (
+                    f"eval {label}",
+                    f"{ev_t * 1e3:.2f} ms",
+                    f"floor {floor * 1e3:.2f} ms",
+                    f"{ev_t / floor:.1f}x floor (target <= 2x)",
+                )
+            )
         else:
             rows.append((f"eval {label}", f"{ev_t * 1e3:.2f} ms", "-", "-"))
         del X, y
@@ -187,18 +243,23 @@ def timings(be, shapes, repeats, rows):
 def main(argv=None):
     parser = argparse.ArgumentParser(description="GPU checks and timings")
     parser.add_argument("--quick", action="store_true", help="smaller shapes")
-    parser.add_argument("--cpu-smoke", action="store_true",
-                        help="run the same code on NumPy with tiny shapes")
+    parser.add_argument(
+        "--cpu-smoke",
+        action="store_true",
+        help="run the same code on NumPy with tiny shapes",
+    )
     args = parser.parse_args(argv)
     be = Backend(gpu=not args.cpu_smoke)
     rows = []
     if be.gpu:
         code, tail = run_gpu_tests()
-        rows.append(("gpu-marked tests", tail, f"exit {code}",
-                     "ok" if code == 0 else "FAIL"))
+        rows.append(
+            ("gpu-marked tests", tail, f"exit {code}", "ok" if code == 0 else "FAIL")
+        )
     parity(be, rows)
-    shapes = SMOKE_SHAPES if args.cpu_smoke else QUICK_SHAPES if args.quick \
-        else FULL_SHAPES
+    shapes = (
+        SMOKE_SHAPES if args.cpu_smoke else QUICK_SHAPES if args.quick else FULL_SHAPES
+    )
     timings(be, shapes, 1 if args.cpu_smoke else 3, rows)
     width = max(len(r[0]) for r in rows)
     print(f"\n{be.name}")

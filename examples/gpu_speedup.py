@@ -30,13 +30,24 @@ N_FEATURES, N_CLASSES = 256, 10
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output-dir", type=Path,
-                        default=Path(__file__).parent / "output",
-                        help="folder for the figures (default: examples/output)")
-    parser.add_argument("--n-samples", type=int, default=200_000,
-                        help="rows of the float32 data set (default: 200000)")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="timed fits per configuration (default: 3)")
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path(__file__).parent / "output",
+        help="folder for the figures (default: examples/output)",
+    )
+    parser.add_argument(
+        "--n-samples",
+        type=int,
+        default=200_000,
+        help="rows of the float32 data set (default: 200000)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=3,
+        help="timed fits per configuration (default: 3)",
+    )
     return parser.parse_args(argv)
 
 
@@ -45,9 +56,11 @@ def find_cupy():
     try:
         import cupy
     except ImportError as exc:
-        return None, (f"CuPy is not installed ({exc}). Install it with "
-                      "pip install -e \".[gpu]\" (cupy-cuda12x, for CUDA 12.x) or "
-                      "cupy-cuda13x for CUDA 13.x.")
+        return None, (
+            f"CuPy is not installed ({exc}). Install it with "
+            'pip install -e ".[gpu]" (cupy-cuda12x, for CUDA 12.x) or '
+            "cupy-cuda13x for CUDA 13.x."
+        )
     try:
         n_devices = cupy.cuda.runtime.getDeviceCount()
     except Exception as exc:  # no driver, no device, or a broken CUDA install
@@ -88,28 +101,45 @@ def run(cupy, args):
     setups = {
         "CPU, NumPy": (lambda: SoftmaxRegressionClassifier(**params), X, y),
         'GPU, NumPy input, device="cuda"': (
-            lambda: SoftmaxRegressionClassifier(device="cuda", **params), X, y),
-        "GPU, CuPy input": (lambda: SoftmaxRegressionClassifier(**params),
-                            X_gpu, y_gpu),
+            lambda: SoftmaxRegressionClassifier(device="cuda", **params),
+            X,
+            y,
+        ),
+        "GPU, CuPy input": (
+            lambda: SoftmaxRegressionClassifier(**params),
+            X_gpu,
+            y_gpu,
+        ),
     }
     results = {}
     for name, (make, Xs, ys) in setups.items():
         clf, seconds = time_fit(make, Xs, ys, args.repeats)
-        results[name] = (seconds, clf.n_iter_, cupy.asnumpy(clf.coef_)
-                         if not isinstance(clf.coef_, np.ndarray) else clf.coef_)
+        results[name] = (
+            seconds,
+            clf.n_iter_,
+            cupy.asnumpy(clf.coef_)
+            if not isinstance(clf.coef_, np.ndarray)
+            else clf.coef_,
+        )
     return X.shape, results
 
 
 def report(shape, results, cupy):
     name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
-    print(f"data: {shape[0]} x {shape[1]} float32, {N_CLASSES} classes; "
-          f"GPU: {name}; lbfgs, C=1\n")
+    print(
+        f"data: {shape[0]} x {shape[1]} float32, {N_CLASSES} classes; "
+        f"GPU: {name}; lbfgs, C=1\n"
+    )
     cpu_s, _, cpu_coef = results["CPU, NumPy"]
-    print(f"{'setup':<34} {'fit (s)':>8} {'speed-up':>9} {'iterations':>11} "
-          f"{'max |coef - CPU coef|':>22}")
+    print(
+        f"{'setup':<34} {'fit (s)':>8} {'speed-up':>9} {'iterations':>11} "
+        f"{'max |coef - CPU coef|':>22}"
+    )
     for setup, (seconds, n_iter, coef) in results.items():
-        print(f"{setup:<34} {seconds:>8.3f} {cpu_s / seconds:>8.1f}x {n_iter:>11} "
-              f"{np.abs(coef - cpu_coef).max():>22.2e}")
+        print(
+            f"{setup:<34} {seconds:>8.3f} {cpu_s / seconds:>8.1f}x {n_iter:>11} "
+            f"{np.abs(coef - cpu_coef).max():>22.2e}"
+        )
     return name
 
 
@@ -123,13 +153,16 @@ def plot(results, gpu_name, shape, path):
     seconds = [results[n][0] for n in names]
     fig, ax = plt.subplots(figsize=(7.5, 3.4), constrained_layout=True)
     bars = ax.barh(names, seconds, color=["tab:gray", "tab:green", "tab:olive"])
-    ax.bar_label(bars, [f"{s:.3f} s ({seconds[0] / s:.1f}x)" for s in seconds],
-                 padding=3)
+    ax.bar_label(
+        bars, [f"{s:.3f} s ({seconds[0] / s:.1f}x)" for s in seconds], padding=3
+    )
     ax.invert_yaxis()
     ax.set_xlabel("fit time, seconds (median)")
     ax.set_xlim(0, max(seconds) * 1.35)
-    ax.set_title(f"lbfgs fit, {shape[0]:,} x {shape[1]} float32, {N_CLASSES} "
-                 f"classes\nCPU vs {gpu_name}")
+    ax.set_title(
+        f"lbfgs fit, {shape[0]:,} x {shape[1]} float32, {N_CLASSES} "
+        f"classes\nCPU vs {gpu_name}"
+    )
     fig.savefig(path, dpi=90)
     plt.close(fig)
 

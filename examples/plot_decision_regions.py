@@ -32,9 +32,12 @@ FEATURES = ("ear pointiness (arbitrary units)", "body weight (arbitrary units)")
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output-dir", type=Path,
-                        default=Path(__file__).parent / "output",
-                        help="folder for the figures (default: examples/output)")
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path(__file__).parent / "output",
+        help="folder for the figures (default: examples/output)",
+    )
     return parser.parse_args(argv)
 
 
@@ -49,21 +52,29 @@ def make_animals(rng):
 
 def grid_for(X, steps=200):
     lo, hi = X.min(axis=0) - 0.8, X.max(axis=0) + 0.8
-    xx, yy = np.meshgrid(np.linspace(lo[0], hi[0], steps),
-                         np.linspace(lo[1], hi[1], steps))
+    xx, yy = np.meshgrid(
+        np.linspace(lo[0], hi[0], steps), np.linspace(lo[1], hi[1], steps)
+    )
     return xx, yy, np.column_stack([xx.ravel(), yy.ravel()])
 
 
 def scatter(ax, X, y, size=14):
     for name, color in zip(CLASSES, COLORS, strict=True):
-        ax.scatter(*X[y == name].T, s=size, c=color, edgecolors="k",
-                   linewidths=0.4, label=name)
+        ax.scatter(
+            *X[y == name].T, s=size, c=color, edgecolors="k", linewidths=0.4, label=name
+        )
 
 
 def draw_regions(ax, xx, yy, proba, alpha=0.35):
     winner = proba.argmax(axis=1).reshape(xx.shape)
-    ax.contourf(xx, yy, winner, levels=[-0.5, 0.5, 1.5, 2.5],
-                cmap=ListedColormap(COLORS), alpha=alpha)
+    ax.contourf(
+        xx,
+        yy,
+        winner,
+        levels=[-0.5, 0.5, 1.5, 2.5],
+        cmap=ListedColormap(COLORS),
+        alpha=alpha,
+    )
 
 
 def label_axes(ax):
@@ -83,8 +94,9 @@ def plot_model(clf, X, y, path):
     for k, ax in enumerate(axes[1:]):
         p = proba[:, k].reshape(xx.shape)
         filled = ax.contourf(xx, yy, p, levels=np.linspace(0, 1, 11), cmap=CMAPS[k])
-        lines = ax.contour(xx, yy, p, levels=[0.25, 0.5, 0.75], colors="k",
-                           linewidths=0.8)
+        lines = ax.contour(
+            xx, yy, p, levels=[0.25, 0.5, 0.75], colors="k", linewidths=0.8
+        )
         ax.clabel(lines, fmt="%.2f", fontsize=8)
         scatter(ax, X, y, size=6)
         ax.set_title(f"P({CLASSES[k]} | x)")
@@ -100,25 +112,35 @@ def plot_model(clf, X, y, path):
 # %% How C changes the model: a row of panels, one per C.
 def plot_by_C(models, X, y, path):
     xx, yy, grid = grid_for(X)
-    fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 4.4),
-                             constrained_layout=True, sharey=True)
+    fig, axes = plt.subplots(
+        1,
+        len(models),
+        figsize=(4.2 * len(models), 4.4),
+        constrained_layout=True,
+        sharey=True,
+    )
     for ax, clf in zip(axes, models, strict=True):
         proba = clf.predict_proba(grid)
         draw_regions(ax, xx, yy, proba, alpha=0.25)
         top = proba.max(axis=1).reshape(xx.shape)
-        lines = ax.contour(xx, yy, top, levels=[0.4, 0.6, 0.8, 0.95],
-                           colors="k", linewidths=0.8)
+        lines = ax.contour(
+            xx, yy, top, levels=[0.4, 0.6, 0.8, 0.95], colors="k", linewidths=0.8
+        )
         ax.clabel(lines, fmt="%.2f", fontsize=8)
         scatter(ax, X, y, size=8)
         ax.set_title(f"C = {clf.C:g}   (‖W‖ = {np.linalg.norm(clf.coef_):.2f})")
         label_axes(ax)
-    handles = [Patch(color=c, alpha=0.5, label=n)
-               for n, c in zip(CLASSES, COLORS, strict=True)]
-    handles.append(plt.Line2D([], [], color="k", lw=0.8,
-                              label="contours: max class probability"))
+    handles = [
+        Patch(color=c, alpha=0.5, label=n) for n, c in zip(CLASSES, COLORS, strict=True)
+    ]
+    handles.append(
+        plt.Line2D([], [], color="k", lw=0.8, label="contours: max class probability")
+    )
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles))
-    fig.suptitle("Smaller C = stronger penalty: flatter probabilities, "
-                 "regions drift toward the most frequent class (dog)")
+    fig.suptitle(
+        "Smaller C = stronger penalty: flatter probabilities, "
+        "regions drift toward the most frequent class (dog)"
+    )
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
@@ -137,19 +159,25 @@ def main(argv=None):
 
     Cs = [0.001, 0.01, 0.1, 10.0]
     models = [SoftmaxRegressionClassifier(C=C).fit(X, y) for C in Cs]
-    print(f"\n{'C':>7} {'accuracy':>9} {'mean max P':>11} {'||W||':>7}  "
-          "share of the plane per class (cat/chicken/dog)")
+    print(
+        f"\n{'C':>7} {'accuracy':>9} {'mean max P':>11} {'||W||':>7}  "
+        "share of the plane per class (cat/chicken/dog)"
+    )
     _, _, grid = grid_for(X, steps=100)
     for m in models:
         top = m.predict_proba(X).max(axis=1).mean()
         share = np.bincount(m.predict_proba(grid).argmax(axis=1), minlength=3)
         share = "/".join(f"{s / share.sum():.2f}" for s in share)
-        print(f"{m.C:>7g} {m.score(X, y):>9.3f} {top:>11.3f} "
-              f"{np.linalg.norm(m.coef_):>7.3f}  {share}")
+        print(
+            f"{m.C:>7g} {m.score(X, y):>9.3f} {top:>11.3f} "
+            f"{np.linalg.norm(m.coef_):>7.3f}  {share}"
+        )
 
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    paths = [args.output_dir / "decision_regions.png",
-             args.output_dir / "decision_regions_by_C.png"]
+    paths = [
+        args.output_dir / "decision_regions.png",
+        args.output_dir / "decision_regions_by_C.png",
+    ]
     plot_model(clf, X, y, paths[0])
     plot_by_C(models, X, y, paths[1])
     for p in paths:

@@ -40,9 +40,12 @@ C = 1.0
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output-dir", type=Path,
-                        default=Path(__file__).parent / "output",
-                        help="folder for the figures (default: examples/output)")
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        default=Path(__file__).parent / "output",
+        help="folder for the figures (default: examples/output)",
+    )
     return parser.parse_args(argv)
 
 
@@ -84,8 +87,10 @@ def experiment(rng):
     X_test = rng.normal(size=(5000, N_FEATURES))
     P_test = true_proba(X_test, W, b)
     floor = cross_entropy(P_test, P_test)
-    results = {"soft": np.zeros((len(SIZES), N_REPEATS)),
-               "hard": np.zeros((len(SIZES), N_REPEATS))}
+    results = {
+        "soft": np.zeros((len(SIZES), N_REPEATS)),
+        "hard": np.zeros((len(SIZES), N_REPEATS)),
+    }
     example = None
     for i, n in enumerate(SIZES):
         for r in range(N_REPEATS):
@@ -103,19 +108,24 @@ def experiment(rng):
     # One fresh annotation per test item, scored by sklearn's log_loss as a check.
     P_test, q_soft, q_hard = example
     fresh = annotate(P_test, rng)[:, 0]
-    fresh_ll = {"soft": log_loss(fresh, q_soft, labels=[0, 1, 2]),
-                "hard": log_loss(fresh, q_hard, labels=[0, 1, 2])}
+    fresh_ll = {
+        "soft": log_loss(fresh, q_soft, labels=[0, 1, 2]),
+        "hard": log_loss(fresh, q_hard, labels=[0, 1, 2]),
+    }
     return results, floor, example, fresh_ll
 
 
 def plot(results, floor, example, path):
     fig, axes = plt.subplots(1, 2, figsize=(11.5, 4.5), constrained_layout=True)
     ax = axes[0]
-    for name, color, label in (("soft", "tab:blue", "vote shares (soft labels)"),
-                               ("hard", "tab:red", "majority vote (hard labels)")):
+    for name, color, label in (
+        ("soft", "tab:blue", "vote shares (soft labels)"),
+        ("hard", "tab:red", "majority vote (hard labels)"),
+    ):
         mean, sd = results[name].mean(axis=1), results[name].std(axis=1)
-        ax.errorbar(SIZES, mean, yerr=sd, marker="o", capsize=3, color=color,
-                    label=label)
+        ax.errorbar(
+            SIZES, mean, yerr=sd, marker="o", capsize=3, color=color, label=label
+        )
     ax.axhline(floor, color="k", ls="--", lw=1, label="true model (floor)")
     ax.set_xscale("log")
     ax.set_xticks(SIZES, [str(s) for s in SIZES])
@@ -128,17 +138,30 @@ def plot(results, floor, example, path):
     P_test, q_soft, q_hard = example
     ax = axes[1]
     show = slice(0, 600)
-    ax.scatter(P_test[show].ravel(), q_hard[show].ravel(), s=5, alpha=0.4,
-               color="tab:red", label="majority vote (hard labels)")
-    ax.scatter(P_test[show].ravel(), q_soft[show].ravel(), s=5, alpha=0.4,
-               color="tab:blue", label="vote shares (soft labels)")
+    ax.scatter(
+        P_test[show].ravel(),
+        q_hard[show].ravel(),
+        s=5,
+        alpha=0.4,
+        color="tab:red",
+        label="majority vote (hard labels)",
+    )
+    ax.scatter(
+        P_test[show].ravel(),
+        q_soft[show].ravel(),
+        s=5,
+        alpha=0.4,
+        color="tab:blue",
+        label="vote shares (soft labels)",
+    )
     ax.plot([0, 1], [0, 1], "k--", lw=1, label="predicted = true")
     ax.set_xlabel("true class probability p(y | x)")
     ax.set_ylabel("predicted class probability")
     ax.set_title("400 training items: predicted against true probabilities")
     ax.legend(loc="upper left", markerscale=3)
-    fig.suptitle("Training on annotator votes: keep the distribution, "
-                 "not just the majority")
+    fig.suptitle(
+        "Training on annotator votes: keep the distribution, not just the majority"
+    )
     fig.savefig(path, dpi=90)
     plt.close(fig)
 
@@ -147,16 +170,22 @@ def main(argv=None):
     args = parse_args(argv)
     rng = np.random.default_rng(0)
     results, floor, example, fresh_ll = experiment(rng)
-    print(f"{len(CLASSES)} classes, {N_FEATURES} features, {N_ANNOTATORS} annotators "
-          f"per item; held-out log-loss, mean of {N_REPEATS} repeats "
-          f"(true model: {floor:.4f})\n")
+    print(
+        f"{len(CLASSES)} classes, {N_FEATURES} features, {N_ANNOTATORS} annotators "
+        f"per item; held-out log-loss, mean of {N_REPEATS} repeats "
+        f"(true model: {floor:.4f})\n"
+    )
     print(f"{'items':>6} {'soft labels':>12} {'majority vote':>14}")
     for i, n in enumerate(SIZES):
-        print(f"{n:>6} {results['soft'][i].mean():>12.4f} "
-              f"{results['hard'][i].mean():>14.4f}")
-    print(f"\n400 items, log-loss on one fresh annotation per test item "
-          f"(sklearn.metrics.log_loss): soft {fresh_ll['soft']:.4f}, "
-          f"majority {fresh_ll['hard']:.4f}")
+        print(
+            f"{n:>6} {results['soft'][i].mean():>12.4f} "
+            f"{results['hard'][i].mean():>14.4f}"
+        )
+    print(
+        f"\n400 items, log-loss on one fresh annotation per test item "
+        f"(sklearn.metrics.log_loss): soft {fresh_ll['soft']:.4f}, "
+        f"majority {fresh_ll['hard']:.4f}"
+    )
     args.output_dir.mkdir(parents=True, exist_ok=True)
     path = args.output_dir / "soft_labels.png"
     plot(results, floor, example, path)

@@ -167,8 +167,11 @@ class ComputeTarget:
         """A result (or NumPy array) moved to the input's namespace and device."""
         if is_numpy_namespace(self.input_xp):
             return to_numpy(a)
-        if (is_foreign_array(a) and get_namespace(a) is self.input_xp
-                and device(a) == self.input_device):
+        if (
+            is_foreign_array(a)
+            and get_namespace(a) is self.input_xp
+            and device(a) == self.input_device
+        ):
             return a
         return from_numpy(to_numpy(a), self.input_xp, self.input_device)
 
@@ -280,4 +283,5 @@ def is_device_out_of_memory(exc):
     """True for CuPy's (or torch's) out-of-memory errors."""
     name = type(exc).__name__
     return name == "OutOfMemoryError" or (
-        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )

@@ -65,8 +65,8 @@ def fit_temperature(logits, target, sample_weight=None, *, xp=None):
         weights, S = sample_weight, float(xp.sum(sample_weight))
 
     def slope(log_beta):
-        O = math.exp(log_beta) * logits
-        gap = xp.sum(softmax(O, axis=1, xp=xp) * logits, axis=1) - t_dot_o
+        scaled = math.exp(log_beta) * logits
+        gap = xp.sum(softmax(scaled, axis=1, xp=xp) * logits, axis=1) - t_dot_o
         total = xp.sum(gap) if weights is None else xp.sum(gap * weights)
         return float(total) / S
 
@@ -78,6 +78,7 @@ def fit_temperature(logits, target, sample_weight=None, *, xp=None):
         return math.exp(-lo)
     if slope_hi <= 0:  # still falling at the bound: as sharp as allowed
         return math.exp(-hi)
-    log_beta = scipy.optimize.brentq(slope, lo, hi, xtol=1e-14,
-                                     rtol=4 * np.finfo(np.float64).eps)
+    log_beta = scipy.optimize.brentq(
+        slope, lo, hi, xtol=1e-14, rtol=4 * np.finfo(np.float64).eps
+    )
     return math.exp(-log_beta)

@@ -48,8 +48,9 @@ def _map_state(state, fn):
     return {**state, "moments": moments}
 
 
-def chunk_pass(params, optimizer, rng, X, target, sample_weight, *, loss,
-               batch_size, shuffle):
+def chunk_pass(
+    params, optimizer, rng, X, target, sample_weight, *, loss, batch_size, shuffle
+):
     """Minibatch updates over the rows of one chunk, in the chunk's namespace.
 
     ``params`` (host NumPy ``[W]`` or ``[W, b]``) and the optimizer's moments
@@ -58,8 +59,9 @@ def chunk_pass(params, optimizer, rng, X, target, sample_weight, *, loss,
     """
     xp = get_namespace(X)
     params = [asarray_like(p, X, xp=xp) for p in params]
-    optimizer.state = _map_state(optimizer.state,
-                                 lambda a: asarray_like(to_numpy(a), X, xp=xp))
+    optimizer.state = _map_state(
+        optimizer.state, lambda a: asarray_like(to_numpy(a), X, xp=xp)
+    )
     has_b = len(params) == 2
     total = 0.0
     for idx in _batches(X.shape[0], batch_size, rng, shuffle, X, xp):
@@ -67,7 +69,8 @@ def chunk_pass(params, optimizer, rng, X, target, sample_weight, *, loss,
         tb = take_rows(target, idx, xp)
         wb = None if sample_weight is None else take_rows(sample_weight, idx, xp)
         Jb, gW, gb = loss.loss_gradient_arrays(
-            params[0], params[1] if has_b else None, Xb, tb, wb, xp=xp)
+            params[0], params[1] if has_b else None, Xb, tb, wb, xp=xp
+        )
         Sb = Xb.shape[0] if wb is None else xp.sum(wb)
         total = total + Jb * Sb
         params = optimizer.update(params, [gW, gb] if has_b else [gW], xp)
@@ -79,16 +82,34 @@ def make_optimizer(estimator, state=None):
     """The estimator's :class:`MinibatchOptimizer`, resuming ``state``."""
     est = estimator
     return MinibatchOptimizer(
-        est.solver, learning_rate_init=est.learning_rate_init,
-        learning_rate=est.learning_rate, power_t=est.power_t,
-        momentum=est.momentum, nesterovs_momentum=est.nesterovs_momentum,
-        beta_1=est.beta_1, beta_2=est.beta_2, epsilon=est.epsilon,
+        est.solver,
+        learning_rate_init=est.learning_rate_init,
+        learning_rate=est.learning_rate,
+        power_t=est.power_t,
+        momentum=est.momentum,
+        nesterovs_momentum=est.nesterovs_momentum,
+        beta_1=est.beta_1,
+        beta_2=est.beta_2,
+        epsilon=est.epsilon,
         state=state,
     )
 
 
-def run_chunked_epochs(run_epoch, n_chunks, params, optimizer, rng, *, S, n_samples,
-                       max_iter, shuffle, tol, n_iter_no_change, monitor):
+def run_chunked_epochs(
+    run_epoch,
+    n_chunks,
+    params,
+    optimizer,
+    rng,
+    *,
+    S,
+    n_samples,
+    max_iter,
+    shuffle,
+    tol,
+    n_iter_no_change,
+    monitor,
+):
     """Epochs of ``run_epoch(order, params, optimizer, rng)``, which returns
     ``(params, optimizer, rng, sum_B J_B * S_B)``; stopping rules as
     :func:`~sksoftmax._solvers.run_minibatch_epochs` without a validation set.
@@ -97,8 +118,11 @@ def run_chunked_epochs(run_epoch, n_chunks, params, optimizer, rng, *, S, n_samp
     epochs, converged, stopped = 0, False, False
     for _ in range(max_iter):
         # One chunk draws nothing here, so it shuffles exactly as in memory.
-        order = (rng.permutation(n_chunks) if shuffle and n_chunks > 1
-                 else np.arange(n_chunks))
+        order = (
+            rng.permutation(n_chunks)
+            if shuffle and n_chunks > 1
+            else np.arange(n_chunks)
+        )
         params, optimizer, rng, epoch_sum = run_epoch(order, params, optimizer, rng)
         epochs += 1
         optimizer.end_epoch(n_samples)
@@ -111,48 +135,91 @@ def run_chunked_epochs(run_epoch, n_chunks, params, optimizer, rng, *, S, n_samp
             converged = True
             break
     return SolverResult(
-        W=params[0], b=params[1] if len(params) == 2 else None, n_iter=epochs,
-        loss_curve=monitor.loss_curve, converged=converged or stopped,
-        stopped_by_callback=stopped, best_loss=rule.best_loss, state=optimizer.state,
+        W=params[0],
+        b=params[1] if len(params) == 2 else None,
+        n_iter=epochs,
+        loss_curve=monitor.loss_curve,
+        converged=converged or stopped,
+        stopped_by_callback=stopped,
+        best_loss=rule.best_loss,
+        state=optimizer.state,
         rng=rng,
     )
 
 
-def fit_chunked_stochastic(estimator, run_epoch, *, n_chunks, n_samples, n_features,
-                           classes, S_batch, dtype, incremental=False,
-                           single_pass=False):
+def fit_chunked_stochastic(
+    estimator,
+    run_epoch,
+    *,
+    n_chunks,
+    n_samples,
+    n_features,
+    classes,
+    S_batch,
+    dtype,
+    incremental=False,
+    single_pass=False,
+):
     """SGD/Adam for ``estimator`` over chunked data; returns what ``_store``
     takes. ``run_epoch(order, params, optimizer, rng, *, loss, batch_size,
     shuffle)`` runs one pass over the chunks in ``order``."""
     est = estimator
     S = S_batch + (est._seen_weight if incremental else 0.0)
     alpha = 0.0 if np.isinf(est.C) else 1.0 / (est.C * S)
-    loss = LinearSoftmaxLoss(len(classes), n_features, fit_intercept=est.fit_intercept,
-                             alpha=alpha, label_smoothing=est.label_smoothing)
+    loss = LinearSoftmaxLoss(
+        len(classes),
+        n_features,
+        fit_intercept=est.fit_intercept,
+        alpha=alpha,
+        label_smoothing=est.label_smoothing,
+    )
     W0, b0 = est._initial_params(loss, None, classes, incremental)
     params = [W0.astype(dtype)] + ([b0.astype(dtype)] if est.fit_intercept else [])
     state = None
     if incremental:
         state = _map_state(copy.deepcopy(est._optimizer_state), to_numpy)
-    rng = (copy.deepcopy(est._rng) if incremental
-           else check_random_state(est.random_state))
-    monitor = TrainingMonitor(est, verbose=est.verbose, callback=est.callback,
-                              start_iter=est.n_iter_ if incremental else 0)
+    rng = (
+        copy.deepcopy(est._rng) if incremental else check_random_state(est.random_state)
+    )
+    monitor = TrainingMonitor(
+        est,
+        verbose=est.verbose,
+        callback=est.callback,
+        start_iter=est.n_iter_ if incremental else 0,
+    )
 
     def epoch(order, params, optimizer, rng):
-        return run_epoch(order, params, optimizer, rng, loss=loss,
-                         batch_size=est._batch_size(n_samples), shuffle=est.shuffle)
+        return run_epoch(
+            order,
+            params,
+            optimizer,
+            rng,
+            loss=loss,
+            batch_size=est._batch_size(n_samples),
+            shuffle=est.shuffle,
+        )
 
     res = run_chunked_epochs(
-        epoch, n_chunks, params, make_optimizer(est, state), rng, S=S_batch,
-        n_samples=n_samples, max_iter=1 if single_pass else est.max_iter,
-        shuffle=est.shuffle, tol=est.tol, n_iter_no_change=est.n_iter_no_change,
-        monitor=monitor)
+        epoch,
+        n_chunks,
+        params,
+        make_optimizer(est, state),
+        rng,
+        S=S_batch,
+        n_samples=n_samples,
+        max_iter=1 if single_pass else est.max_iter,
+        shuffle=est.shuffle,
+        tol=est.tol,
+        n_iter_no_change=est.n_iter_no_change,
+        monitor=monitor,
+    )
     if not res.converged and not single_pass:
         warnings.warn(
             f"Stochastic optimizer: maximum iterations ({est.max_iter}) "
             "reached and the optimization hasn't converged yet.",
-            ConvergenceWarning, stacklevel=4)
+            ConvergenceWarning,
+            stacklevel=4,
+        )
     if incremental:
         res.loss_curve = list(est.loss_curve_) + res.loss_curve
         res.n_iter += est.n_iter_
@@ -172,8 +239,12 @@ def memmap_block_rows(estimator, X):
         return None
     if not isinstance(X, np.memmap) or getattr(X, "_mmap", None) is None:
         return None
-    if (X.ndim != 2 or X.dtype not in (np.float32, np.float64)
-            or not X.flags.c_contiguous or X.shape[1] == 0):
+    if (
+        X.ndim != 2
+        or X.dtype not in (np.float32, np.float64)
+        or not X.flags.c_contiguous
+        or X.shape[1] == 0
+    ):
         return None
     batch = estimator._batch_size(X.shape[0])
     budget = get_config()["working_memory"] * 2**20
@@ -239,19 +310,36 @@ def fit_memmap(estimator, X, y, sample_weight, rows):
         for i in order:
             start, stop = blocks.bounds(i)
             Xc = place.to_compute(blocks.read(i))
-            tc = place.to_compute(target[start:stop],
-                                  dtype=None if target.ndim == 1 else Xc.dtype)
-            wc = None if sw is None else place.to_compute(sw[start:stop],
-                                                           dtype=Xc.dtype)
-            params, s = chunk_pass(params, optimizer, rng, Xc, tc, wc, loss=loss,
-                                   batch_size=batch_size, shuffle=shuffle)
+            tc = place.to_compute(
+                target[start:stop], dtype=None if target.ndim == 1 else Xc.dtype
+            )
+            wc = (
+                None if sw is None else place.to_compute(sw[start:stop], dtype=Xc.dtype)
+            )
+            params, s = chunk_pass(
+                params,
+                optimizer,
+                rng,
+                Xc,
+                tc,
+                wc,
+                loss=loss,
+                batch_size=batch_size,
+                shuffle=shuffle,
+            )
             total += s
             del Xc  # before the next read: one block in memory, not two
         return params, optimizer, rng, total
 
     fitted = fit_chunked_stochastic(
-        est, run_epoch, n_chunks=len(blocks), n_samples=X.shape[0],
-        n_features=X.shape[1], classes=classes,
-        S_batch=float(X.shape[0] if sw is None else sw.sum()), dtype=dtype)
+        est,
+        run_epoch,
+        n_chunks=len(blocks),
+        n_samples=X.shape[0],
+        n_features=X.shape[1],
+        classes=classes,
+        S_batch=float(X.shape[0] if sw is None else sw.sum()),
+        dtype=dtype,
+    )
     est._store(fitted)
     return est

@@ -10,9 +10,9 @@ import numpy as np
 from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
-from sklearn.metrics import accuracy_score
 from sklearn.utils import check_random_state, compute_class_weight
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -203,7 +203,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "class_weight": [dict, StrOptions({"balanced"}), None],
         "label_smoothing": [Interval(Real, 0, 1, closed="left")],
-        "batch_size": [StrOptions({"auto"}), Interval(Integral, 1, None, closed="left")],
+        "batch_size": [
+            StrOptions({"auto"}),
+            Interval(Integral, 1, None, closed="left"),
+        ],
         "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "power_t": [Interval(Real, 0, None, closed="left")],
@@ -322,8 +325,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 return fit_dask(self, X, y, sample_weight)
             if (rows := memmap_block_rows(self, X)) is not None:  # from disk
                 return fit_memmap(self, X, y, sample_weight, rows)
-            X, target, classes, sw = self._validate_training_data(X, y,
-                                                                  sample_weight)
+            X, target, classes, sw = self._validate_training_data(X, y, sample_weight)
             fitted = self._solve(X, target, classes, sw, incremental=False)
             self._store(fitted)
         return self
@@ -378,11 +380,16 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 )
         with self._keep_state_on_failure():
             X, target, classes, sw = self._validate_training_data(
-                X, y, sample_weight, classes=None if first else self.classes_,
-                given_classes=classes if first else None, reset=first,
+                X,
+                y,
+                sample_weight,
+                classes=None if first else self.classes_,
+                given_classes=classes if first else None,
+                reset=first,
             )
-            fitted = self._solve(X, target, classes, sw, incremental=not first,
-                                 single_pass=True)
+            fitted = self._solve(
+                X, target, classes, sw, incremental=not first, single_pass=True
+            )
             self._store(fitted)
         return self
 
@@ -435,27 +442,36 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         >>> bool(clf.temperature_ > 1.0)  # the unregularized fit was overconfident
         True
         """
-        O, xp, _ = self._logits(X, "calibrate_temperature")
-        y = check_array(to_numpy(y) if is_foreign_array(y) else y, ensure_2d=False,
-                        dtype=None, input_name="y")
-        check_consistent_length(O, y)
+        logits, xp, _ = self._logits(X, "calibrate_temperature")
+        y = check_array(
+            to_numpy(y) if is_foreign_array(y) else y,
+            ensure_2d=False,
+            dtype=None,
+            input_name="y",
+        )
+        check_consistent_length(logits, y)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        dtype = _numpy_float_dtype(O)
+        dtype = _numpy_float_dtype(logits)
         if y.ndim == 2:
             target, _ = self._soft_target(y, dtype, self.classes_, None)
         else:
             target, _ = self._encode_labels(y, self.classes_, None)
-        target = asarray_like(target, O, dtype=None if y.ndim == 2 else xp.int64,
-                              xp=xp)
+        target = asarray_like(
+            target, logits, dtype=None if y.ndim == 2 else xp.int64, xp=xp
+        )
         sw = None
         if sample_weight is not None:
             if is_foreign_array(sample_weight):
                 sample_weight = to_numpy(sample_weight)
-            sw = _check_sample_weight(sample_weight, np.empty((O.shape[0], 0)),
-                                      dtype=dtype, ensure_non_negative=True)
-            sw = asarray_like(sw, O, xp=xp)
-        self.temperature_ = fit_temperature(O, target, sw, xp=xp)
+            sw = _check_sample_weight(
+                sample_weight,
+                np.empty((logits.shape[0], 0)),
+                dtype=dtype,
+                ensure_non_negative=True,
+            )
+            sw = asarray_like(sw, logits, xp=xp)
+        self.temperature_ = fit_temperature(logits, target, sw, xp=xp)
         return self
 
     @contextmanager
@@ -473,8 +489,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
     # --------------------------------------------------------- validation
 
-    def _validate_training_data(self, X, y, sample_weight, classes=None,
-                                given_classes=None, reset=True):
+    def _validate_training_data(
+        self, X, y, sample_weight, classes=None, given_classes=None, reset=True
+    ):
         """Check everything before any work. Returns the data, the target
         (class codes or a distribution matrix), the classes and the weights
         (None, or sample_weight times class_weight)."""
@@ -502,14 +519,21 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             check_consistent_length(X, y)
         else:
             X, y = validate_data(
-                self, X, y, reset=reset, accept_sparse=["csr", "csc"],
-                dtype=[np.float64, np.float32], multi_output=True, order="C",
+                self,
+                X,
+                y,
+                reset=reset,
+                accept_sparse=["csr", "csc"],
+                dtype=[np.float64, np.float32],
+                multi_output=True,
+                order="C",
             )
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         if y.ndim == 2:
-            target, classes = self._soft_target(y, _numpy_float_dtype(X), classes,
-                                                given_classes)
+            target, classes = self._soft_target(
+                y, _numpy_float_dtype(X), classes, given_classes
+            )
             codes = None
         else:
             codes, classes = self._encode_labels(y, classes, given_classes)
@@ -517,8 +541,12 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         sw = None
         np_dtype = _numpy_float_dtype(X)
         if sample_weight is not None:
-            sw = _check_sample_weight(sample_weight, np.empty((X.shape[0], 0)),
-                                      dtype=np_dtype, ensure_non_negative=True)
+            sw = _check_sample_weight(
+                sample_weight,
+                np.empty((X.shape[0], 0)),
+                dtype=np_dtype,
+                ensure_non_negative=True,
+            )
         if self.class_weight is not None:
             cw = self._class_weight_vector(classes, codes, target)
             per_sample = cw[codes] if codes is not None else target @ cw
@@ -527,8 +555,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 per_sample = per_sample.astype(np.float32)
             sw = per_sample if sw is None else sw * per_sample
         if sw is not None and not np.any(sw > 0):
-            raise ValueError("The sample weights (times class weights) are all zero; "
-                             "at least one sample needs a positive weight.")
+            raise ValueError(
+                "The sample weights (times class weights) are all zero; "
+                "at least one sample needs a positive weight."
+            )
         return X, target, classes, sw
 
     def _labels_stay_on_device(self, X, y, sample_weight, classes, given_classes):
@@ -541,8 +571,13 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             return False
         xp = get_namespace(X)
         same = [a for a in (y, sample_weight) if a is not None]
-        return all(is_foreign_array(a) and get_namespace(a) is xp
-                   and device(a) == device(X) and a.ndim == 1 for a in same)
+        return all(
+            is_foreign_array(a)
+            and get_namespace(a) is xp
+            and device(a) == device(X)
+            and a.ndim == 1
+            for a in same
+        )
 
     def _validate_on_device(self, X, y, sample_weight, *, reset):
         """Device-side twin of the host checks for 1-D labels and weights."""
@@ -553,14 +588,16 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             if a is not None and a.shape[0] != n:
                 raise ValueError(
                     f"Found input variables with inconsistent numbers of samples: "
-                    f"X has {n}, {name} has {a.shape[0]}.")
+                    f"X has {n}, {name} has {a.shape[0]}."
+                )
         if xp.isdtype(y.dtype, "real floating"):
             if not bool(xp.all(xp.isfinite(y))):
                 raise ValueError("Input y contains NaN or infinity.")
             if not bool(xp.all(y == xp.round(y))):
                 raise ValueError(
                     "Unknown label type: continuous. Classification needs discrete "
-                    "labels, or a 2-D y of class probabilities.")
+                    "labels, or a 2-D y of class probabilities."
+                )
         elif not xp.isdtype(y.dtype, ("integral", "bool")):
             raise ValueError(f"Unsupported label dtype {y.dtype}.")
         uniques = xp.sort(xp.unique_values(y))
@@ -568,7 +605,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         if classes.shape[0] < 2:
             raise ValueError(
                 "This solver needs samples of at least 2 classes in the data, "
-                f"but the data contains only one class: {classes[0]!r}.")
+                f"but the data contains only one class: {classes[0]!r}."
+            )
         codes = xp.searchsorted(uniques, y)
         sw = None
         if sample_weight is not None:
@@ -580,7 +618,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             if not bool(xp.any(sw > 0)):
                 raise ValueError(
                     "The sample weights (times class weights) are all zero; at least "
-                    "one sample needs a positive weight.")
+                    "one sample needs a positive weight."
+                )
         return X, codes, classes, sw
 
     def _validate_foreign_X(self, X, *, reset):
@@ -589,11 +628,13 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         if X.ndim != 2:
             raise ValueError(
                 f"Expected a 2-D array for X, got a {X.ndim}-D array of shape "
-                f"{tuple(X.shape)}.")
+                f"{tuple(X.shape)}."
+            )
         if X.shape[0] == 0 or X.shape[1] == 0:
             raise ValueError(
                 f"Found array with shape {tuple(X.shape)}: at least one sample and "
-                "one feature are required.")
+                "one feature are required."
+            )
         if not xp.isdtype(X.dtype, "real floating"):
             if not xp.isdtype(X.dtype, ("integral", "bool")):
                 raise ValueError(f"X must hold real numbers, got dtype {X.dtype}.")
@@ -671,12 +712,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         if self.class_weight == "balanced":
             if codes is None:  # soft labels: expected class counts
                 counts = target.sum(axis=0)
-                return (target.shape[0] / (len(classes) * np.maximum(counts, 1e-12)))
+                return target.shape[0] / (len(classes) * np.maximum(counts, 1e-12))
             present = np.unique(codes)
             cw = np.ones(len(classes))
-            cw[present] = compute_class_weight(
-                "balanced", classes=present, y=codes
-            )
+            cw[present] = compute_class_weight("balanced", classes=present, y=codes)
             return cw
         unknown = [k for k in self.class_weight if k not in set(classes.tolist())]
         if unknown:
@@ -684,8 +723,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 f"class_weight has keys {unknown!r} that are not classes; the "
                 f"classes are {classes.tolist()!r}."
             )
-        cw = np.array([self.class_weight.get(c, 1.0) for c in classes.tolist()],
-                      dtype=np.float64)
+        cw = np.array(
+            [self.class_weight.get(c, 1.0) for c in classes.tolist()], dtype=np.float64
+        )
         if not np.all(np.isfinite(cw) & (cw >= 0)):
             raise ValueError(
                 "class_weight values must be finite and non-negative; got "
@@ -706,8 +746,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         W = np.zeros((k, d), dtype=np.float64)
         b = np.zeros(k, dtype=np.float64)
         reuse = (incremental or self.warm_start) and hasattr(self, "coef_")
-        if reuse and self.coef_.shape == (k, d) and np.array_equal(
-            self.classes_, classes
+        if (
+            reuse
+            and self.coef_.shape == (k, d)
+            and np.array_equal(self.classes_, classes)
         ):
             W[...] = to_numpy(self.coef_)
             b[...] = to_numpy(self.intercept_)
@@ -721,8 +763,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         target = place.to_compute(target, dtype=None if target.ndim == 1 else X.dtype)
         sw = place.to_compute(sw, dtype=X.dtype)
         try:
-            fitted = self._run_solver(X, target, classes, sw, incremental,
-                                      single_pass)
+            fitted = self._run_solver(X, target, classes, sw, incremental, single_pass)
         except Exception as exc:
             if not is_device_out_of_memory(exc):
                 raise
@@ -735,7 +776,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 f"n x K temporary takes {n * k * itemsize / 2**30:.2f} GiB. Use "
                 "float32 input, a smaller batch_size (sgd/adam), or lower "
                 "sklearn.set_config(working_memory=...) so that L-BFGS evaluates "
-                "the loss in smaller row chunks.") from exc
+                "the loss in smaller row chunks."
+            ) from exc
         return (*fitted, place, dtype)
 
     def _run_solver(self, X, target, classes, sw, incremental, single_pass):
@@ -744,15 +786,33 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         S = S_batch + (self._seen_weight if incremental else 0.0)
         strength = 0.0 if np.isinf(self.C) else 1.0 / (self.C * S)
         alpha, l1 = (1.0 - self.l1_ratio) * strength, self.l1_ratio * strength
-        loss = LinearSoftmaxLoss(len(classes), d, fit_intercept=self.fit_intercept,
-                                 alpha=alpha, label_smoothing=self.label_smoothing)
+        loss = LinearSoftmaxLoss(
+            len(classes),
+            d,
+            fit_intercept=self.fit_intercept,
+            alpha=alpha,
+            label_smoothing=self.label_smoothing,
+        )
         W0, b0 = self._initial_params(loss, X, classes, incremental)
-        monitor = TrainingMonitor(self, verbose=self.verbose, callback=self.callback,
-                                  start_iter=self.n_iter_ if incremental else 0)
+        monitor = TrainingMonitor(
+            self,
+            verbose=self.verbose,
+            callback=self.callback,
+            start_iter=self.n_iter_ if incremental else 0,
+        )
         if self.solver == "lbfgs":
             coef0 = np.concatenate([W0.ravel(), b0 if self.fit_intercept else []])
-            res = minimize_lbfgs(loss, coef0, X, target, sw, max_iter=self.max_iter,
-                                 tol=self.tol, monitor=monitor, l1=l1)
+            res = minimize_lbfgs(
+                loss,
+                coef0,
+                X,
+                target,
+                sw,
+                max_iter=self.max_iter,
+                tol=self.tol,
+                monitor=monitor,
+                l1=l1,
+            )
             W, b = loss.unpack(res.W)
             # scipy works in float64; float32 data gets float32 parameters.
             if str(X.dtype).endswith("float32"):
@@ -763,24 +823,31 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 warnings.warn(
                     f"lbfgs failed to converge after {res.n_iter} iteration(s) "
                     f"(max_iter={self.max_iter}). Increase max_iter or scale the "
-                    "data.", ConvergenceWarning, stacklevel=3)
+                    "data.",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
             elif res.state["status"] not in (0, 99):  # 99: stopped by callback
                 warnings.warn(
                     f"lbfgs stopped abnormally after {res.n_iter} iteration(s) "
                     f"(status={res.state['status']}: {res.state['message']}); the "
                     "model may be far from the optimum. Scale the data or "
                     "raise the regularization (smaller C).",
-                    ConvergenceWarning, stacklevel=3)
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
         else:
-            res = self._run_stochastic(loss, X, target, sw, W0, b0, monitor,
-                                       incremental, single_pass, l1=l1)
+            res = self._run_stochastic(
+                loss, X, target, sw, W0, b0, monitor, incremental, single_pass, l1=l1
+            )
         if incremental:
             res.loss_curve = list(self.loss_curve_) + res.loss_curve
             res.n_iter += self.n_iter_
         return loss, classes, res, S
 
-    def _run_stochastic(self, loss, X, target, sw, W0, b0, monitor, incremental,
-                        single_pass, l1=0.0):
+    def _run_stochastic(
+        self, loss, X, target, sw, W0, b0, monitor, incremental, single_pass, l1=0.0
+    ):
         xp = get_namespace(X)
         rng = check_random_state(self.random_state)
         if incremental:
@@ -789,21 +856,36 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         if self.early_stopping and not single_pass:
             X, target, sw, validation = self._split_validation(X, target, sw, rng)
         optimizer = MinibatchOptimizer(
-            self.solver, learning_rate_init=self.learning_rate_init,
-            learning_rate=self.learning_rate, power_t=self.power_t,
-            momentum=self.momentum, nesterovs_momentum=self.nesterovs_momentum,
-            beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon,
+            self.solver,
+            learning_rate_init=self.learning_rate_init,
+            learning_rate=self.learning_rate,
+            power_t=self.power_t,
+            momentum=self.momentum,
+            nesterovs_momentum=self.nesterovs_momentum,
+            beta_1=self.beta_1,
+            beta_2=self.beta_2,
+            epsilon=self.epsilon,
             # A copy: the optimizer rebinds the entries of its state dict.
-            state=dict(self._optimizer_state) if incremental else None, l1=l1,
+            state=dict(self._optimizer_state) if incremental else None,
+            l1=l1,
         )
         W = asarray_like(W0, X, xp=xp)
         b = asarray_like(b0, X, xp=xp) if self.fit_intercept else None
         res = run_minibatch_epochs(
-            loss, X, target, sw, W, b, optimizer=optimizer,
+            loss,
+            X,
+            target,
+            sw,
+            W,
+            b,
+            optimizer=optimizer,
             batch_size=self._batch_size(X.shape[0]),
             max_iter=1 if single_pass else self.max_iter,
-            shuffle=self.shuffle, rng=rng, tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change, monitor=monitor,
+            shuffle=self.shuffle,
+            rng=rng,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            monitor=monitor,
             validation=validation,
         )
         res.rng = rng
@@ -811,14 +893,19 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             warnings.warn(
                 f"Stochastic optimizer: maximum iterations ({self.max_iter}) "
                 "reached and the optimization hasn't converged yet.",
-                ConvergenceWarning, stacklevel=4)
+                ConvergenceWarning,
+                stacklevel=4,
+            )
         curve = res.loss_curve
         # Diverging steps stop by "no improvement" and would pass as converged.
         if curve and not curve[-1] <= 10 * curve[0] + 1:
             warnings.warn(
                 f"Stochastic optimizer diverged: the objective went from "
                 f"{curve[0]:.6g} to {curve[-1]:.6g}. Lower learning_rate_init, "
-                "scale the features or raise C.", ConvergenceWarning, stacklevel=4)
+                "scale the features or raise C.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
         return res
 
     def _split_validation(self, X, target, sw, rng):
@@ -826,21 +913,31 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         stratify = to_numpy(target) if target.ndim == 1 else None
         idx = np.arange(X.shape[0])
         try:
-            tr, va = train_test_split(idx, test_size=self.validation_fraction,
-                                      random_state=rng, stratify=stratify)
+            tr, va = train_test_split(
+                idx,
+                test_size=self.validation_fraction,
+                random_state=rng,
+                stratify=stratify,
+            )
         except ValueError:  # a class too small to stratify
-            tr, va = train_test_split(idx, test_size=self.validation_fraction,
-                                      random_state=rng)
+            tr, va = train_test_split(
+                idx, test_size=self.validation_fraction, random_state=rng
+            )
         if len(va) < 2:
             raise ValueError(
                 f"validation_fraction={self.validation_fraction} leaves "
                 f"{len(va)} validation sample(s); use more data or a larger "
-                "fraction, or early_stopping=False.")
+                "fraction, or early_stopping=False."
+            )
         xp = get_namespace(X)
         tr, va = index_on_device(tr, X, xp), index_on_device(va, X, xp)
         sw_tr = None if sw is None else take_rows(sw, tr, xp)
-        return (take_rows(X, tr, xp), take_rows(target, tr, xp), sw_tr,
-                (take_rows(X, va, xp), take_rows(target, va, xp)))
+        return (
+            take_rows(X, tr, xp),
+            take_rows(target, tr, xp),
+            sw_tr,
+            (take_rows(X, va, xp), take_rows(target, va, xp)),
+        )
 
     def _store(self, fitted):
         """Swap the new state in, all at once, only after the solver succeeded."""
@@ -851,14 +948,16 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             raise FloatingPointError(
                 "The solver produced non-finite coefficients; the previous model "
                 "is kept. Lower learning_rate_init, scale the features or raise "
-                "the regularization (smaller C).")
+                "the regularization (smaller C)."
+            )
         state = {
             "classes_": classes,
             "coef_": place.to_input(np.ascontiguousarray(W, dtype=dtype)),
             "intercept_": place.to_input(np.asarray(b, dtype=dtype)),
             "n_iter_": int(res.n_iter),
             "loss_curve_": [float(v) for v in res.loss_curve],
-            "best_loss_": float(min(res.loss_curve)) if res.loss_curve
+            "best_loss_": float(min(res.loss_curve))
+            if res.loss_curve
             else res.best_loss,
             "validation_scores_": res.validation_scores,
             "temperature_": 1.0,
@@ -876,8 +975,13 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         _check_same_namespace(X, self, method)
         if is_foreign_array(X):
             return self._validate_foreign_X(X, reset=False)
-        return validate_data(self, X, reset=False, accept_sparse=["csr", "csc"],
-                             dtype=[np.float64, np.float32])
+        return validate_data(
+            self,
+            X,
+            reset=False,
+            accept_sparse=["csr", "csc"],
+            dtype=[np.float64, np.float32],
+        )
 
     def _logits(self, X, method):
         """Full logits (n, n_classes) where the arithmetic runs (binary gets the
@@ -901,8 +1005,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        scores : ndarray of shape (n_samples,) for two classes, else (n_samples, n_classes)
-            For two classes, the logit of class 1 against class 0.
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            For two classes, 1-D: the logit of class 1 against class 0.
 
         Examples
         --------
@@ -913,8 +1017,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         >>> clf.decision_function(X).shape
         (4,)
         """
-        O, xp, place = self._logits(X, "decision_function")
-        return place.to_input(O[:, 1] if len(self.classes_) == 2 else O)
+        logits, xp, place = self._logits(X, "decision_function")
+        return place.to_input(logits[:, 1] if len(self.classes_) == 2 else logits)
 
     def predict_proba(self, X):
         """Class probabilities ``softmax(O / temperature_)``.
@@ -938,8 +1042,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         >>> clf.predict_proba(X).sum(axis=1)
         array([1., 1., 1., 1.])
         """
-        O, xp, place = self._logits(X, "predict_proba")
-        return place.to_input(softmax(O, axis=1, temperature=self.temperature_, xp=xp))
+        logits, xp, place = self._logits(X, "predict_proba")
+        return place.to_input(
+            softmax(logits, axis=1, temperature=self.temperature_, xp=xp)
+        )
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`, computed stably from the logits.
@@ -963,10 +1069,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         >>> bool(np.all(clf.predict_log_proba(X) < 0))
         True
         """
-        O, xp, place = self._logits(X, "predict_log_proba")
+        logits, xp, place = self._logits(X, "predict_log_proba")
         if self.temperature_ != 1.0:
-            O = O / self.temperature_
-        return place.to_input(log_softmax(O, axis=1, xp=xp))
+            logits = logits / self.temperature_
+        return place.to_input(log_softmax(logits, axis=1, xp=xp))
 
     def predict(self, X):
         """The most probable class of each sample.
@@ -989,10 +1095,11 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         >>> SoftmaxRegressionClassifier().fit(X, ["a", "a", "b", "b"]).predict(X)
         array(['a', 'a', 'b', 'b'], dtype='<U1')
         """
-        O, xp, place = self._logits(X, "predict")
-        codes = place.to_input(xp.argmax(O, axis=1))
-        if not is_foreign_array(codes) or not np.issubdtype(self.classes_.dtype,
-                                                            np.number):
+        logits, xp, place = self._logits(X, "predict")
+        codes = place.to_input(xp.argmax(logits, axis=1))
+        if not is_foreign_array(codes) or not np.issubdtype(
+            self.classes_.dtype, np.number
+        ):
             return self.classes_[to_numpy(codes)]
         in_xp = get_namespace(codes)
         classes = in_xp.asarray(self.classes_, device=device(codes))
@@ -1024,10 +1131,15 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         1.0
         """
         pred = to_numpy(self.predict(X))
-        return float(accuracy_score(to_numpy(y) if is_foreign_array(y) else y, pred,
-                                    sample_weight=to_numpy(sample_weight)
-                                    if is_foreign_array(sample_weight)
-                                    else sample_weight))
+        return float(
+            accuracy_score(
+                to_numpy(y) if is_foreign_array(y) else y,
+                pred,
+                sample_weight=to_numpy(sample_weight)
+                if is_foreign_array(sample_weight)
+                else sample_weight,
+            )
+        )
 
 
 def _numpy_float_dtype(X):

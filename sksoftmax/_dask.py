@@ -95,8 +95,15 @@ def _chunk_epoch(carry, chunk, loss, batch_size, shuffle):
     """One chunk of an SGD/Adam epoch: ``carry = (params, optimizer, rng,
     running sum of J_B * S_B)`` in, updated carry out (host NumPy)."""
     params, optimizer, rng, total = copy.deepcopy(carry)  # never alter a stored result
-    params, s = chunk_pass(params, optimizer, rng, *chunk, loss=loss,
-                           batch_size=batch_size, shuffle=shuffle)
+    params, s = chunk_pass(
+        params,
+        optimizer,
+        rng,
+        *chunk,
+        loss=loss,
+        batch_size=batch_size,
+        shuffle=shuffle,
+    )
     return params, optimizer, rng, total + s
 
 
@@ -139,8 +146,9 @@ class DaskChunks:
         ts = codes.to_delayed().ravel()
         ws = sw.to_delayed().ravel() if sw is not None else [None] * len(xs)
         bundle = dask.delayed(_bundle, pure=True)
-        self.chunks = list(dask.persist(*[bundle(x, t, w)
-                                          for x, t, w in zip(xs, ts, ws, strict=True)]))
+        self.chunks = list(
+            dask.persist(*[bundle(x, t, w) for x, t, w in zip(xs, ts, ws, strict=True)])
+        )
 
     def __len__(self):
         return len(self.chunks)
@@ -170,8 +178,10 @@ class DaskSoftmaxLoss:
         parts = [task(coef_d, chunk, loss_d) for chunk in self.data.chunks]
         add = dask.delayed(_add, pure=True)
         while len(parts) > 1:
-            parts = [add(*parts[i:i + SPLIT_EVERY])
-                     for i in range(0, len(parts), SPLIT_EVERY)]
+            parts = [
+                add(*parts[i : i + SPLIT_EVERY])
+                for i in range(0, len(parts), SPLIT_EVERY)
+            ]
         (total,) = dask.compute(parts[0])
         self.n_evaluations += 1
         return total
@@ -203,7 +213,8 @@ def _dask_row_array(a, X, name):
     if a.ndim != 1:
         raise ValueError(
             f"{name} must be 1-D for Dask input, got shape {a.shape}. Soft labels "
-            "(a 2-D y of class probabilities) are not supported on Dask arrays.")
+            "(a 2-D y of class probabilities) are not supported on Dask arrays."
+        )
     if isinstance(a, da.Array):
         if any(np.isnan(c) for c in a.chunks[0]):
             a = a.compute_chunk_sizes()
@@ -211,7 +222,8 @@ def _dask_row_array(a, X, name):
     if m != n:
         raise ValueError(
             "Found input variables with inconsistent numbers of samples: "
-            f"X has {n}, {name} has {m}.")
+            f"X has {n}, {name} has {m}."
+        )
     if isinstance(a, da.Array):
         return a.rechunk((X.chunks[0],))
     return da.from_array(a, chunks=(X.chunks[0],))
@@ -221,17 +233,22 @@ def _validated_X(est, X, reset):
     import dask.array as da
 
     if not isinstance(X, da.Array):
-        hint = (" Convert it with X.to_dask_array(lengths=True)."
-                if hasattr(X, "to_dask_array") else "")
-        raise TypeError(f"Dask input must be a dask.array.Array, got "
-                        f"{type(X).__name__}.{hint}")
+        hint = (
+            " Convert it with X.to_dask_array(lengths=True)."
+            if hasattr(X, "to_dask_array")
+            else ""
+        )
+        raise TypeError(
+            f"Dask input must be a dask.array.Array, got {type(X).__name__}.{hint}"
+        )
     if X.ndim != 2:
         raise ValueError(f"Expected a 2-D Dask array for X, got {X.ndim}-D.")
     if len(X.chunks[1]) > 1:
         raise ValueError(
             f"X is split into {len(X.chunks[1])} chunks along its columns "
             f"(features), chunks={X.chunks[1]}; each chunk must hold whole rows. "
-            "Rechunk it along the rows only: X = X.rechunk({1: -1}).")
+            "Rechunk it along the rows only: X = X.rechunk({1: -1})."
+        )
     kind = np.dtype(X.dtype).kind
     if kind not in "fiub":
         raise ValueError(f"X must hold real numbers, got dtype {X.dtype}.")
@@ -243,14 +260,15 @@ def _validated_X(est, X, reset):
     if any(np.isnan(c) for c in X.chunks[0]):
         X = X.compute_chunk_sizes()  # cheap now: only the chunk shapes come back
     if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"Found array with shape {X.shape}: at least one sample "
-                         "and one feature are required.")
+        raise ValueError(
+            f"Found array with shape {X.shape}: at least one sample "
+            "and one feature are required."
+        )
     validate_data(est, X, reset=reset, skip_check_array=True)  # n_features_in_
     return X
 
 
-def prepare(est, X, y, sample_weight, *, classes=None, given_classes=None,
-            reset=True):
+def prepare(est, X, y, sample_weight, *, classes=None, given_classes=None, reset=True):
     """Validate Dask input as the in-memory path does, without gathering X or
     the labels: only the distinct labels, a finiteness flag and a few sums
     come back. Returns :class:`DaskChunks`."""
@@ -258,8 +276,9 @@ def prepare(est, X, y, sample_weight, *, classes=None, given_classes=None,
     import dask.array as da
 
     if y is None:
-        raise ValueError(f"{type(est).__name__} requires y to be passed, but the "
-                         "target y is None.")
+        raise ValueError(
+            f"{type(est).__name__} requires y to be passed, but the target y is None."
+        )
     X = _validated_X(est, X, reset)
     dtype = np.dtype(X.dtype).type
     if not isinstance(y, da.Array):
@@ -270,13 +289,18 @@ def prepare(est, X, y, sample_weight, *, classes=None, given_classes=None,
     if sample_weight is not None:
         if not isinstance(sample_weight, da.Array):
             sample_weight = _check_sample_weight(
-                to_numpy(sample_weight), np.empty((X.shape[0], 0)), dtype=dtype,
-                ensure_non_negative=True)
+                to_numpy(sample_weight),
+                np.empty((X.shape[0], 0)),
+                dtype=dtype,
+                ensure_non_negative=True,
+            )
         sw = _dask_row_array(sample_weight, X, "sample_weight").astype(dtype)
     finite, uniq, sw_min, sw_finite = dask.compute(
-        da.isfinite(X).all(), da.unique(y),
+        da.isfinite(X).all(),
+        da.unique(y),
         None if sw is None else sw.min(),
-        None if sw is None else da.isfinite(sw).all())
+        None if sw is None else da.isfinite(sw).all(),
+    )
     if not finite:
         raise ValueError("Input X contains NaN or infinity.")
     if sw is not None and not sw_finite:
@@ -298,27 +322,43 @@ def prepare(est, X, y, sample_weight, *, classes=None, given_classes=None,
     codes, sw = dask.persist(codes, sw)
     S = float(X.shape[0]) if sw is None else float(sw.sum(dtype=np.float64).compute())
     if not S > 0:
-        raise ValueError("The sample weights (times class weights) are all zero; "
-                         "at least one sample needs a positive weight.")
+        raise ValueError(
+            "The sample weights (times class weights) are all zero; "
+            "at least one sample needs a positive weight."
+        )
     return DaskChunks(X, codes, sw, classes, S)
 
 
 def _fit_lbfgs(est, data):
     alpha = 0.0 if np.isinf(est.C) else 1.0 / (est.C * data.S)
-    loss = LinearSoftmaxLoss(len(data.classes), data.n_features,
-                             fit_intercept=est.fit_intercept, alpha=alpha,
-                             label_smoothing=est.label_smoothing)
+    loss = LinearSoftmaxLoss(
+        len(data.classes),
+        data.n_features,
+        fit_intercept=est.fit_intercept,
+        alpha=alpha,
+        label_smoothing=est.label_smoothing,
+    )
     W0, b0 = est._initial_params(loss, None, data.classes, False)
     coef0 = np.concatenate([W0.ravel(), b0 if est.fit_intercept else []])
     monitor = TrainingMonitor(est, verbose=est.verbose, callback=est.callback)
-    res = minimize_lbfgs(DaskSoftmaxLoss(loss, data), coef0, None, None, None,
-                         max_iter=est.max_iter, tol=est.tol, monitor=monitor)
+    res = minimize_lbfgs(
+        DaskSoftmaxLoss(loss, data),
+        coef0,
+        None,
+        None,
+        None,
+        max_iter=est.max_iter,
+        tol=est.tol,
+        monitor=monitor,
+    )
     res.W, res.b = loss.unpack(res.W)
     if res.state["status"] == 1:
         warnings.warn(
             f"lbfgs failed to converge after {res.n_iter} iteration(s) "
             f"(max_iter={est.max_iter}). Increase max_iter or scale the data.",
-            ConvergenceWarning, stacklevel=4)
+            ConvergenceWarning,
+            stacklevel=4,
+        )
     return loss, data.classes, res, data.S, HOST, data.dtype
 
 
@@ -343,11 +383,20 @@ def _fit_stochastic(est, data, *, incremental=False, single_pass=False):
     if est.early_stopping and not single_pass:
         raise ValueError(
             "early_stopping is not supported for Dask input: hold out a validation "
-            "set yourself and pass a callback, or use early_stopping=False.")
+            "set yourself and pass a callback, or use early_stopping=False."
+        )
     return fit_chunked_stochastic(
-        est, _dask_epoch(data), n_chunks=len(data), n_samples=data.n_samples,
-        n_features=data.n_features, classes=data.classes, S_batch=data.S,
-        dtype=data.dtype, incremental=incremental, single_pass=single_pass)
+        est,
+        _dask_epoch(data),
+        n_chunks=len(data),
+        n_samples=data.n_samples,
+        n_features=data.n_features,
+        classes=data.classes,
+        S_batch=data.S,
+        dtype=data.dtype,
+        incremental=incremental,
+        single_pass=single_pass,
+    )
 
 
 def fit_dask(est, X, y, sample_weight=None):
@@ -366,8 +415,14 @@ def partial_fit_dask(est, X, y, classes=None, sample_weight=None):
     first = not hasattr(est, "classes_")
     if first and classes is None:
         raise ValueError("classes must be passed on the first call to partial_fit.")
-    data = prepare(est, X, y, sample_weight,
-                   classes=None if first else est.classes_,
-                   given_classes=classes if first else None, reset=first)
+    data = prepare(
+        est,
+        X,
+        y,
+        sample_weight,
+        classes=None if first else est.classes_,
+        given_classes=classes if first else None,
+        reset=first,
+    )
     est._store(_fit_stochastic(est, data, incremental=not first, single_pass=True))
     return est

@@ -35,18 +35,21 @@ _CACHE_BYTES = 2**21
 _MIN_BLOCK_ROWS = 256
 
 
-def _target_dot(O, target, xp):
+def _target_dot(logits, target, xp):
     """Row-wise ``sum_k T_ik O_ik`` for integer codes or a target matrix."""
     if target.ndim == 2:
-        return xp.sum(target * O, axis=1)
+        return xp.sum(target * logits, axis=1)
     if is_numpy_namespace(xp):
-        return O[np.arange(O.shape[0]), target]
-    onehot = target[:, None] == xp.arange(O.shape[1], device=device(O))[None, :]
-    return xp.sum(xp.where(onehot, O, xp.zeros_like(O)), axis=1)
+        return logits[np.arange(logits.shape[0]), target]
+    onehot = (
+        target[:, None] == xp.arange(logits.shape[1], device=device(logits))[None, :]
+    )
+    return xp.sum(xp.where(onehot, logits, xp.zeros_like(logits)), axis=1)
 
 
-def softmax_cross_entropy(logits, target, weights=None, *, label_smoothing=0.0,
-                          xp=None):
+def softmax_cross_entropy(
+    logits, target, weights=None, *, label_smoothing=0.0, xp=None
+):
     """Weighted cross-entropy of softmax(logits) and its gradient.
 
     Parameters
@@ -120,14 +123,23 @@ def _softmax_ce_numpy(Z, target, weights, eps, *, flat_index=None, work=None):
     hard = target.ndim == 1
     # The true classes' positions in the flat buffer of Z (C order) or of
     # Z.T (an (n, K) array passed by softmax_cross_entropy).
-    flat = Z.ravel() if Z.flags.c_contiguous else Z.T.ravel() if \
-        Z.T.flags.c_contiguous else None
+    flat = (
+        Z.ravel()
+        if Z.flags.c_contiguous
+        else Z.T.ravel()
+        if Z.T.flags.c_contiguous
+        else None
+    )
     if hard:
         if flat_index is None and flat is not None:
-            flat_index = (target * n + np.arange(n) if Z.flags.c_contiguous
-                          else np.arange(n) * K + target)
-        tz = (flat.take(flat_index) if flat_index is not None
-              else Z[target, np.arange(n)])
+            flat_index = (
+                target * n + np.arange(n)
+                if Z.flags.c_contiguous
+                else np.arange(n) * K + target
+            )
+        tz = (
+            flat.take(flat_index) if flat_index is not None else Z[target, np.arange(n)]
+        )
         t_sum = 1.0
     else:
         tz = np.einsum("kn,nk->n", Z, target)
@@ -177,7 +189,8 @@ class LinearSoftmaxLoss:
 
     .. math::
 
-        J(W, b) = \frac{1}{S} \sum_i s_i \, \mathrm{CE}(T_i, \mathrm{softmax}(W x_i + b))
+        J(W, b) = \frac{1}{S} \sum_i s_i \,
+                  \mathrm{CE}(T_i, \mathrm{softmax}(W x_i + b))
                   + \frac{\alpha}{2} \lVert W \rVert_F^2,
         \qquad S = \sum_i s_i,
 
@@ -200,8 +213,15 @@ class LinearSoftmaxLoss:
     label_smoothing : float in [0, 1)
     """
 
-    def __init__(self, n_classes, n_features, *, fit_intercept=True, alpha=0.0,
-                 label_smoothing=0.0):
+    def __init__(
+        self,
+        n_classes,
+        n_features,
+        *,
+        fit_intercept=True,
+        alpha=0.0,
+        label_smoothing=0.0,
+    ):
         self.n_classes = n_classes
         self.n_features = n_features
         self.fit_intercept = fit_intercept
@@ -250,8 +270,7 @@ class LinearSoftmaxLoss:
         per_row = 3 * self.n_classes * itemsize
         return max(1, int(budget // per_row))
 
-    def loss_gradient_arrays(self, W, b, X, target, sample_weight=None, *,
-                             xp=None):
+    def loss_gradient_arrays(self, W, b, X, target, sample_weight=None, *, xp=None):
         """Objective and gradient for arrays in X's namespace.
 
         Returns ``(loss, grad_W, grad_b)``, all in the namespace, on the
@@ -275,9 +294,9 @@ class LinearSoftmaxLoss:
             Xc = X[start:stop] if (start or stop < n) else X
             tc = target[start:stop] if (start or stop < n) else target
             wc = None if sample_weight is None else sample_weight[start:stop]
-            O = self.logits(Xc, W, b, xp=xp)
+            logits = self.logits(Xc, W, b, xp=xp)
             lc, G = softmax_cross_entropy(
-                O, tc, wc, label_smoothing=self.label_smoothing, xp=xp
+                logits, tc, wc, label_smoothing=self.label_smoothing, xp=xp
             )
             if self.n_classes == 2:
                 G = G[:, 1:]
@@ -329,9 +348,12 @@ class LinearSoftmaxLoss:
         tls = self._scratch()
         ws = getattr(tls, "ws", None)
         if ws is None or ws["dtype"] != dtype or ws["rows"] < rows:
-            ws = {"dtype": dtype, "rows": rows,
-                  "Z": np.empty(self.n_classes * rows, dtype=dtype),
-                  "work": np.empty((3, rows), dtype=dtype)}
+            ws = {
+                "dtype": dtype,
+                "rows": rows,
+                "Z": np.empty(self.n_classes * rows, dtype=dtype),
+                "work": np.empty((3, rows), dtype=dtype),
+            }
             tls.ws = ws
         return ws
 
@@ -375,8 +397,18 @@ class LinearSoftmaxLoss:
         S = S if S > 0 else 1.0
         step = min(n, self._block_rows(X))
         flat = self._flat_index(target, step) if target.ndim == 1 else None
-        loss, gW, gb = self._blocks(W, b, X, target, sample_weight, flat, step,
-                                    0, n, self._workspace(dtype, step))
+        loss, gW, gb = self._blocks(
+            W,
+            b,
+            X,
+            target,
+            sample_weight,
+            flat,
+            step,
+            0,
+            n,
+            self._workspace(dtype, step),
+        )
         gW /= S
         if self.alpha:
             gW += self.alpha * W
@@ -385,8 +417,7 @@ class LinearSoftmaxLoss:
         penalty = 0.5 * self.alpha * float(np.vdot(W, W)) if self.alpha else 0.0
         return np.float64(loss / S + penalty), gW, gb
 
-    def _blocks(self, W, b, X, target, sample_weight, flat, step, first, last,
-                ws):
+    def _blocks(self, W, b, X, target, sample_weight, flat, step, first, last, ws):
         """Loss sum and unscaled gradients of rows ``first:last``, block by
         block of ``step`` rows, in the workspace ``ws``."""
         K, k = self.n_classes, self.n_logits
@@ -407,10 +438,13 @@ class LinearSoftmaxLoss:
             if b is not None:
                 Z[K - k :] += b[:, None]
             loss += _softmax_ce_numpy(
-                Z, target[start:stop],
+                Z,
+                target[start:stop],
                 None if sample_weight is None else sample_weight[start:stop],
-                self.label_smoothing, work=ws["work"],
-                flat_index=None if flat is None else flat[start:stop])
+                self.label_smoothing,
+                work=ws["work"],
+                flat_index=None if flat is None else flat[start:stop],
+            )
             G = Z[K - k :]
             gW += (Xc.T @ G.T).T if sparse else G @ Xc
             if gb is not None:
@@ -427,8 +461,7 @@ class LinearSoftmaxLoss:
         """
         xp = get_namespace(X)
         W, b = self.unpack(asarray_like(coef, X, xp=xp), xp=xp)
-        loss, gW, gb = self.loss_gradient_arrays(W, b, X, target, sample_weight,
-                                                 xp=xp)
+        loss, gW, gb = self.loss_gradient_arrays(W, b, X, target, sample_weight, xp=xp)
         grad = np.empty(self.n_params, dtype=np.float64)
         k, d = self.n_logits, self.n_features
         grad[: k * d] = to_numpy(gW).ravel()

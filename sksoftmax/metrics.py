@@ -6,8 +6,9 @@ from sklearn.utils.validation import check_consistent_length, column_or_1d
 __all__ = ["expected_calibration_error"]
 
 
-def expected_calibration_error(y_true, y_prob, *, n_bins=15, labels=None,
-                               sample_weight=None):
+def expected_calibration_error(
+    y_true, y_prob, *, n_bins=15, labels=None, sample_weight=None
+):
     r"""Expected calibration error (ECE) of the top-label confidence.
 
     Each sample's confidence is its largest predicted probability; the
@@ -66,8 +67,11 @@ def expected_calibration_error(y_true, y_prob, *, n_bins=15, labels=None,
             f"labels has {labels.shape[0]} entries but y_prob has "
             f"{y_prob.shape[1]} columns."
         )
-    w = (np.ones(y_true.shape[0]) if sample_weight is None
-         else column_or_1d(sample_weight).astype(np.float64))
+    w = (
+        np.ones(y_true.shape[0])
+        if sample_weight is None
+        else column_or_1d(sample_weight).astype(np.float64)
+    )
     check_consistent_length(y_true, w)
     confidence = y_prob.max(axis=1)
     correct = labels[y_prob.argmax(axis=1)] == y_true

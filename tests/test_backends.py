@@ -17,7 +17,6 @@ from sksoftmax import SoftmaxRegressionClassifier
 array_api_strict = pytest.importorskip("array_api_strict")
 
 
-
 SOLVERS = {
     "lbfgs": dict(solver="lbfgs", tol=1e-10, max_iter=500),
     "sgd": dict(solver="sgd", learning_rate_init=0.05, max_iter=5, random_state=0),
@@ -31,8 +30,13 @@ def _strict(a, device="CPU_DEVICE"):
 
 def _namespaces():
     yield pytest.param("array_api_strict", id="array_api_strict")
-    yield pytest.param("torch", id="torch-cpu", marks=pytest.mark.skipif(
-        importlib.util.find_spec("torch") is None, reason="torch not installed"))
+    yield pytest.param(
+        "torch",
+        id="torch-cpu",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("torch") is None, reason="torch not installed"
+        ),
+    )
     yield pytest.param("cupy", id="cupy", marks=pytest.mark.gpu)
 
 
@@ -50,8 +54,14 @@ def _to_namespace(name, a):
 
 @pytest.fixture(scope="module")
 def data():
-    X, y = make_classification(n_samples=120, n_features=6, n_informative=4,
-                               n_redundant=0, n_classes=3, random_state=0)
+    X, y = make_classification(
+        n_samples=120,
+        n_features=6,
+        n_informative=4,
+        n_redundant=0,
+        n_classes=3,
+        random_state=0,
+    )
     return X, y
 
 
@@ -76,13 +86,16 @@ def test_fit_and_predict_match_numpy(ns, solver, binary, dispatch, data):
     for out in (est.coef_, est.intercept_, proba, log_proba, decision, pred):
         assert backend.get_namespace(out) is xp_in
     assert_allclose(backend.to_numpy(est.coef_), ref.coef_, rtol=1e-6, atol=1e-8)
-    assert_allclose(backend.to_numpy(est.intercept_), ref.intercept_, rtol=1e-6,
-                    atol=1e-8)
+    assert_allclose(
+        backend.to_numpy(est.intercept_), ref.intercept_, rtol=1e-6, atol=1e-8
+    )
     assert_allclose(backend.to_numpy(proba), ref.predict_proba(X), atol=1e-6)
-    assert_allclose(backend.to_numpy(log_proba), ref.predict_log_proba(X),
-                    rtol=1e-6, atol=1e-6)
-    assert_allclose(backend.to_numpy(decision), ref.decision_function(X),
-                    rtol=1e-6, atol=1e-6)
+    assert_allclose(
+        backend.to_numpy(log_proba), ref.predict_log_proba(X), rtol=1e-6, atol=1e-6
+    )
+    assert_allclose(
+        backend.to_numpy(decision), ref.decision_function(X), rtol=1e-6, atol=1e-6
+    )
     np.testing.assert_array_equal(backend.to_numpy(pred), ref.predict(X))
     assert score == pytest.approx(ref.score(X, y))
 
@@ -172,8 +185,9 @@ def test_foreign_input_validation(data):
         est.predict(_strict(X[:, :3]))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("cupy") is not None,
-                    reason="CuPy is installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("cupy") is not None, reason="CuPy is installed"
+)
 def test_device_cuda_without_cupy_says_what_to_install(data):
     X, y = data
     with pytest.raises(ImportError, match="cupy-cuda"):
@@ -184,12 +198,15 @@ def test_package_import_does_not_import_cupy():
     import subprocess
     import sys
 
-    code = ("import sys, sksoftmax; from sksoftmax import SoftmaxRegressionClassifier;"
-            "import numpy as np;"
-            "SoftmaxRegressionClassifier().fit(np.eye(3), [0, 1, 2]);"
-            "print('cupy' in sys.modules)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
+    code = (
+        "import sys, sksoftmax; from sksoftmax import SoftmaxRegressionClassifier;"
+        "import numpy as np;"
+        "SoftmaxRegressionClassifier().fit(np.eye(3), [0, 1, 2]);"
+        "print('cupy' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() == "False"
 
 
@@ -197,8 +214,9 @@ def test_package_import_does_not_import_cupy():
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("dtype,tol", [(np.float64, 1e-4), (np.float32, 1e-3)],
-                         ids=["float64", "float32"])
+@pytest.mark.parametrize(
+    "dtype,tol", [(np.float64, 1e-4), (np.float32, 1e-3)], ids=["float64", "float32"]
+)
 @pytest.mark.parametrize("solver", list(SOLVERS))
 def test_cuda_matches_cpu_and_returns_numpy(solver, dtype, tol, data):
     X, y = data
@@ -249,33 +267,47 @@ def test_labels_checked_on_device_match_host_path(weighted, data):
     w = np.linspace(0.5, 2.0, X.shape[0]) if weighted else None
     ref = SoftmaxRegressionClassifier().fit(X, labels, sample_weight=w)
     est = SoftmaxRegressionClassifier().fit(
-        _strict(X, "device1"), _strict(labels, "device1"),
-        sample_weight=None if w is None else _strict(w, "device1"))
+        _strict(X, "device1"),
+        _strict(labels, "device1"),
+        sample_weight=None if w is None else _strict(w, "device1"),
+    )
     np.testing.assert_array_equal(est.classes_, ref.classes_)
     assert_allclose(backend.to_numpy(est.coef_), ref.coef_, rtol=1e-6)
     pred = est.predict(_strict(X, "device1"))
     np.testing.assert_array_equal(backend.to_numpy(pred), ref.predict(X))
 
 
-@pytest.mark.parametrize("bad,match", [
-    (np.full(120, 0.5), "continuous"),
-    (np.r_[np.nan, np.zeros(119)], "NaN"),
-    (np.zeros(120), "only one class"),
-    (np.zeros(7), "inconsistent numbers of samples"),
-], ids=["continuous", "nan", "one-class", "length"])
+@pytest.mark.parametrize(
+    "bad,match",
+    [
+        (np.full(120, 0.5), "continuous"),
+        (np.r_[np.nan, np.zeros(119)], "NaN"),
+        (np.zeros(120), "only one class"),
+        (np.zeros(7), "inconsistent numbers of samples"),
+    ],
+    ids=["continuous", "nan", "one-class", "length"],
+)
 def test_device_label_errors(bad, match, data):
     X, _ = data
     with pytest.raises(ValueError, match=match):
         SoftmaxRegressionClassifier().fit(_strict(X), _strict(bad))
 
 
-@pytest.mark.parametrize("w,match", [
-    (-np.ones(120), "Negative"), (np.zeros(120), "all zero"),
-    (np.r_[np.inf, np.ones(119)], "NaN or infinity")], ids=["negative", "zero", "inf"])
+@pytest.mark.parametrize(
+    "w,match",
+    [
+        (-np.ones(120), "Negative"),
+        (np.zeros(120), "all zero"),
+        (np.r_[np.inf, np.ones(119)], "NaN or infinity"),
+    ],
+    ids=["negative", "zero", "inf"],
+)
 def test_device_weight_errors(w, match, data):
     X, y = data
     with pytest.raises(ValueError, match=match):
-        SoftmaxRegressionClassifier().fit(_strict(X), _strict(y), sample_weight=_strict(w))
+        SoftmaxRegressionClassifier().fit(
+            _strict(X), _strict(y), sample_weight=_strict(w)
+        )
 
 
 @pytest.mark.parametrize("l1_ratio", [0.0, 0.5], ids=["l2", "elastic-net"])
@@ -299,8 +331,9 @@ def test_temperature_and_elastic_net_on_array_api(l1_ratio, data):
     est.calibrate_temperature(_strict(X[80:]), _strict(y[80:]))
     assert est.temperature_ == pytest.approx(ref.temperature_, rel=1e-6)
     assert_allclose(backend.to_numpy(est.coef_), ref.coef_, rtol=1e-5, atol=1e-7)
-    assert_allclose(backend.to_numpy(est.predict_proba(_strict(X))),
-                    ref.predict_proba(X), atol=1e-6)
+    assert_allclose(
+        backend.to_numpy(est.predict_proba(_strict(X))), ref.predict_proba(X), atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
@@ -311,24 +344,35 @@ def test_stochastic_features_on_array_api(solver, soft, data):
     on array_api_strict give NumPy's model."""
     X, y = data
     Y = np.eye(3)[y] * 0.8 + 0.2 / 3 if soft else y
-    kw = dict(solver=solver, batch_size=50, learning_rate_init=0.05, max_iter=4,
-              random_state=0, label_smoothing=0.1, l1_ratio=0.3)
+    kw = dict(
+        solver=solver,
+        batch_size=50,
+        learning_rate_init=0.05,
+        max_iter=4,
+        random_state=0,
+        label_smoothing=0.1,
+        l1_ratio=0.3,
+    )
     dev = "device1"
-    for extra in (dict(), dict(early_stopping=True, validation_fraction=0.2),
-                  dict(warm_start=True)):
+    for extra in (
+        dict(),
+        dict(early_stopping=True, validation_fraction=0.2),
+        dict(warm_start=True),
+    ):
         ref = SoftmaxRegressionClassifier(**kw, **extra)
         est = SoftmaxRegressionClassifier(**kw, **extra)
         for _ in range(2 if extra.get("warm_start") else 1):
             ref.fit(X, Y)
             est.fit(_strict(X, dev), _strict(Y, dev))
         assert_allclose(backend.to_numpy(est.coef_), ref.coef_, rtol=1e-6, atol=1e-9)
-    ref = SoftmaxRegressionClassifier(solver=solver, learning_rate_init=0.05,
-                                      random_state=0)
-    est = SoftmaxRegressionClassifier(solver=solver, learning_rate_init=0.05,
-                                      random_state=0)
+    ref = SoftmaxRegressionClassifier(
+        solver=solver, learning_rate_init=0.05, random_state=0
+    )
+    est = SoftmaxRegressionClassifier(
+        solver=solver, learning_rate_init=0.05, random_state=0
+    )
     for start in range(0, 120, 50):
         part = slice(start, start + 50)
         ref.partial_fit(X[part], Y[part], classes=[0, 1, 2])
-        est.partial_fit(_strict(X[part], dev), _strict(Y[part], dev),
-                        classes=[0, 1, 2])
+        est.partial_fit(_strict(X[part], dev), _strict(Y[part], dev), classes=[0, 1, 2])
     assert_allclose(backend.to_numpy(est.coef_), ref.coef_, rtol=1e-6, atol=1e-9)

@@ -12,8 +12,9 @@ ESTIMATORS = [
     SoftmaxRegressionClassifier(solver="sgd", learning_rate_init=0.05, random_state=0),
     SoftmaxRegressionClassifier(solver="adam", learning_rate_init=0.05, random_state=0),
     SoftmaxRegressionClassifier(l1_ratio=0.5),
-    SoftmaxRegressionClassifier(solver="sgd", l1_ratio=0.5, learning_rate_init=0.05,
-                                random_state=0),
+    SoftmaxRegressionClassifier(
+        solver="sgd", l1_ratio=0.5, learning_rate_init=0.05, random_state=0
+    ),
 ]
 
 

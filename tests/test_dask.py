@@ -26,16 +26,23 @@ CHUNK = 1_000
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
         with distributed.Client(cluster) as c:
             yield c
 
 
 @pytest.fixture(scope="module")
 def data():
-    X, y = make_classification(n_samples=N, n_features=D, n_informative=8,
-                               n_classes=K, n_clusters_per_class=1, random_state=0)
+    X, y = make_classification(
+        n_samples=N,
+        n_features=D,
+        n_informative=8,
+        n_classes=K,
+        n_clusters_per_class=1,
+        random_state=0,
+    )
     w = np.random.default_rng(0).uniform(0.2, 2.0, N)
     return X, y, w
 
@@ -64,17 +71,18 @@ def test_workers_run_this_checkout(client):
 
 
 def test_importing_and_fitting_numpy_never_imports_dask():
-    code = ("import sys, numpy as np; from sksoftmax import "
-            "SoftmaxRegressionClassifier as S; S().fit(np.eye(4), [0, 1, 0, 1]); "
-            "assert 'dask' not in sys.modules, 'dask imported'")
+    code = (
+        "import sys, numpy as np; from sksoftmax import "
+        "SoftmaxRegressionClassifier as S; S().fit(np.eye(4), [0, 1, 0, 1]); "
+        "assert 'dask' not in sys.modules, 'dask imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 # -- L-BFGS: partial sums on the workers ----------------------------------------
 
 
-@pytest.mark.parametrize(
-    "case", ["multiclass-weights", "binary-balanced-no-intercept"])
+@pytest.mark.parametrize("case", ["multiclass-weights", "binary-balanced-no-intercept"])
 def test_lbfgs_equals_the_in_memory_fit(client, data, case):
     X, y, w = data
     if case == "multiclass-weights":
@@ -116,8 +124,12 @@ def test_x_is_never_gathered_on_the_client(client, data, monkeypatch):
 
     monkeypatch.setattr(distributed.Client, "_gather", counting_gather)
     clf = fit(da.from_array(X_big, chunks=(2_000, D)), np.tile(y, 4))
-    sgd = fit(da.from_array(X_big, chunks=(2_000, D)), np.tile(y, 4), solver="adam",
-              max_iter=3)
+    sgd = fit(
+        da.from_array(X_big, chunks=(2_000, D)),
+        np.tile(y, 4),
+        solver="adam",
+        max_iter=3,
+    )
     assert clf.n_iter_ > 5 and sgd.n_iter_ == 3 and len(received) > clf.n_iter_
     # Per evaluation one vector of d*k + k + 2 numbers comes back, plus the
     # checks' results (distinct labels, flags, sums) and the SGD carries.
@@ -131,8 +143,13 @@ def test_x_is_never_gathered_on_the_client(client, data, monkeypatch):
 def test_sgd_without_shuffle_equals_the_in_memory_fit(client, data, solver):
     """Chunks of whole minibatches visited in order: the very same updates."""
     X, y, w = data
-    params = dict(solver=solver, shuffle=False, batch_size=100, max_iter=5,
-                  learning_rate_init=0.01)
+    params = dict(
+        solver=solver,
+        shuffle=False,
+        batch_size=100,
+        max_iter=5,
+        learning_rate_init=0.01,
+    )
     ref = fit(X, y, w, **params)
     got = fit(chunked(X, 500), chunked(y, 500), chunked(w, 500), **params)
     assert_allclose(got.coef_, ref.coef_, rtol=1e-10, atol=1e-12)
@@ -152,8 +169,13 @@ def test_sgd_shuffled_chunks_reach_the_lbfgs_optimum(client, data):
     """Chunk order and rows within a chunk are shuffled: another path from the
     in-memory fit, to the same objective."""
     X, y, _ = data
-    params = dict(solver="adam", batch_size=50, max_iter=15, learning_rate_init=0.01,
-                  random_state=0)
+    params = dict(
+        solver="adam",
+        batch_size=50,
+        max_iter=15,
+        learning_rate_init=0.01,
+        random_state=0,
+    )
     ref = fit(X, y, **params)
     got = fit(chunked(X), chunked(y), **params)
     J_star = objective(fit(X, y, tol=1e-8, max_iter=1000), X, y)
@@ -182,13 +204,15 @@ def test_partial_fit_under_dask_ml_incremental(client, data):
     wrappers = pytest.importorskip("dask_ml.wrappers")
     X, y, _ = data
     params = dict(solver="sgd", learning_rate_init=0.01, random_state=0)
-    inc = wrappers.Incremental(SoftmaxRegressionClassifier(**params),
-                               shuffle_blocks=False)
+    inc = wrappers.Incremental(
+        SoftmaxRegressionClassifier(**params), shuffle_blocks=False
+    )
     inc.fit(chunked(X), chunked(y), classes=np.unique(y))
     loop = SoftmaxRegressionClassifier(**params)
     for start in range(0, N, CHUNK):  # what Incremental does, block by block
-        loop.partial_fit(X[start:start + CHUNK], y[start:start + CHUNK],
-                         classes=np.unique(y))
+        loop.partial_fit(
+            X[start : start + CHUNK], y[start : start + CHUNK], classes=np.unique(y)
+        )
     assert inc.estimator_.n_iter_ == N // CHUNK
     assert_allclose(inc.estimator_.coef_, loop.coef_, rtol=1e-10, atol=1e-12)
     assert inc.score(chunked(X), chunked(y)) > 0.6
@@ -225,15 +249,18 @@ def test_lengths_that_differ(client, data, what):
         fit(chunked(X), y_in, sw)
 
 
-@pytest.mark.parametrize("bad, match", [
-    ("nan", "NaN or infinity"),
-    ("negative-weight", "Negative values"),
-    ("zero-weights", "all zero"),
-    ("soft-labels", "Soft labels"),
-    ("one-class", "only one class"),
-    ("early-stopping", "early_stopping is not supported"),
-    ("dataframe", "to_dask_array"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ("nan", "NaN or infinity"),
+        ("negative-weight", "Negative values"),
+        ("zero-weights", "all zero"),
+        ("soft-labels", "Soft labels"),
+        ("one-class", "only one class"),
+        ("early-stopping", "early_stopping is not supported"),
+        ("dataframe", "to_dask_array"),
+    ],
+)
 def test_bad_input_is_refused(client, data, bad, match):
     X, y, w = data
     Xd, sw, params = chunked(X), None, {}
@@ -285,8 +312,17 @@ def _cupy_or_skip():
 def test_cupy_chunks_compute_on_the_gpu(data, solver):
     cupy = _cupy_or_skip()
     X, y, _ = data
-    params = dict(solver=solver, shuffle=False, batch_size=100, max_iter=5,
-                  learning_rate_init=0.01) if solver == "sgd" else {}
+    params = (
+        dict(
+            solver=solver,
+            shuffle=False,
+            batch_size=100,
+            max_iter=5,
+            learning_rate_init=0.01,
+        )
+        if solver == "sgd"
+        else {}
+    )
     Xg = da.from_array(cupy.asarray(X), chunks=(500, D), asarray=False)
     assert isinstance(Xg._meta, cupy.ndarray)
     with dask.config.set(scheduler="threads"):  # one process owns the GPU

@@ -18,7 +18,8 @@ MODULES = sorted(
 def test_docstring_examples(name):
     module = importlib.import_module(name)
     result = doctest.testmod(
-        module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+        module,
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
         report=False,
     )
     assert result.failed == 0, f"{result.failed} docstring example(s) failed in {name}"

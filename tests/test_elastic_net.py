@@ -23,10 +23,10 @@ def _standardized(loader):
 
 def objective(W, b, X, y, C, l1_ratio):
     """LogisticRegression's objective written out, for labels 0..K-1."""
-    O = X @ W.T + b
+    logits = X @ W.T + b
     if W.shape[0] == 1:
-        O = np.column_stack([np.zeros(X.shape[0]), O])
-    ce = logsumexp(O, axis=1) - O[np.arange(X.shape[0]), y]
+        logits = np.column_stack([np.zeros(X.shape[0]), logits])
+    ce = logsumexp(logits, axis=1) - logits[np.arange(X.shape[0]), y]
     penalty = l1_ratio * np.abs(W).sum() + (1 - l1_ratio) / 2 * (W**2).sum()
     return ce.mean() + penalty / (C * X.shape[0])
 
@@ -39,10 +39,12 @@ def saga_fits():
     def fit(name, C, l1_ratio):
         key = (name, C, l1_ratio)
         if key not in cache:
-            X, y = _standardized({"wine": load_wine,
-                                  "breast_cancer": load_breast_cancer}[name])
-            ref = LogisticRegression(solver="saga", C=C, l1_ratio=l1_ratio,
-                                     tol=1e-10, max_iter=100_000).fit(X, y)
+            X, y = _standardized(
+                {"wine": load_wine, "breast_cancer": load_breast_cancer}[name]
+            )
+            ref = LogisticRegression(
+                solver="saga", C=C, l1_ratio=l1_ratio, tol=1e-10, max_iter=100_000
+            ).fit(X, y)
             cache[key] = (X, y, ref)
         return cache[key]
 
@@ -57,13 +59,15 @@ def _assert_same_zero_pattern(coef, ref_coef, clear=1e-3):
     assert np.all(coef[np.abs(ref_coef) > clear] != 0)
 
 
-@pytest.mark.parametrize("name", ["wine", "breast_cancer"],
-                         ids=["multiclass", "binary"])
+@pytest.mark.parametrize(
+    "name", ["wine", "breast_cancer"], ids=["multiclass", "binary"]
+)
 @pytest.mark.parametrize("C, l1_ratio", [(0.1, 0.5), (0.05, 1.0), (1.0, 0.5)])
 def test_lbfgs_matches_saga(saga_fits, name, C, l1_ratio):
     X, y, ref = saga_fits(name, C, l1_ratio)
-    clf = SoftmaxRegressionClassifier(C=C, l1_ratio=l1_ratio, tol=1e-10,
-                                      max_iter=10_000).fit(X, y)
+    clf = SoftmaxRegressionClassifier(
+        C=C, l1_ratio=l1_ratio, tol=1e-10, max_iter=10_000
+    ).fit(X, y)
     assert clf.coef_.shape == ref.coef_.shape
     J = objective(clf.coef_, clf.intercept_, X, y, C, l1_ratio)
     J_ref = objective(ref.coef_, ref.intercept_, X, y, C, l1_ratio)
@@ -76,18 +80,25 @@ def test_lbfgs_matches_saga(saga_fits, name, C, l1_ratio):
 
 @pytest.mark.parametrize(
     "params",
-    [dict(solver="sgd", learning_rate_init=0.05),
-     dict(solver="sgd", learning_rate_init=0.05, nesterovs_momentum=False,
-          n_iter_no_change=1000),
-     dict(solver="adam", learning_rate_init=0.01)],
+    [
+        dict(solver="sgd", learning_rate_init=0.05),
+        dict(
+            solver="sgd",
+            learning_rate_init=0.05,
+            nesterovs_momentum=False,
+            n_iter_no_change=1000,
+        ),
+        dict(solver="adam", learning_rate_init=0.01),
+    ],
     ids=["sgd-nesterov", "sgd-heavy-ball", "adam"],
 )
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_stochastic_solvers_give_exact_zeros_near_the_optimum(saga_fits, params):
     C, l1_ratio = 0.1, 0.5
     X, y, ref = saga_fits("wine", C, l1_ratio)
-    clf = SoftmaxRegressionClassifier(C=C, l1_ratio=l1_ratio, max_iter=1000, tol=0,
-                                      random_state=0, **params).fit(X, y)
+    clf = SoftmaxRegressionClassifier(
+        C=C, l1_ratio=l1_ratio, max_iter=1000, tol=0, random_state=0, **params
+    ).fit(X, y)
     J = objective(clf.coef_, clf.intercept_, X, y, C, l1_ratio)
     J_ref = objective(ref.coef_, ref.intercept_, X, y, C, l1_ratio)
     assert J <= J_ref * (1 + 1e-3)
@@ -100,9 +111,14 @@ def test_minibatch_partial_fit_gives_exact_zeros(saga_fits):
     # non-zero coefficients stay non-zero.
     C, l1_ratio, rounds = 0.05, 1.0, 10
     X, y, ref = saga_fits("wine", C, l1_ratio)
-    clf = SoftmaxRegressionClassifier(C=C / rounds, l1_ratio=l1_ratio, solver="sgd",
-                                      learning_rate_init=0.01, batch_size=32,
-                                      random_state=0)
+    clf = SoftmaxRegressionClassifier(
+        C=C / rounds,
+        l1_ratio=l1_ratio,
+        solver="sgd",
+        learning_rate_init=0.01,
+        batch_size=32,
+        random_state=0,
+    )
     for _ in range(rounds):
         clf.partial_fit(X, y, classes=np.unique(y))
     assert np.sum(clf.coef_ == 0) >= 10

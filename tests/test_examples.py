@@ -33,21 +33,31 @@ PARAMS = [
         marks=pytest.mark.skipif(
             not HAS_CALIBRATE,
             reason="SoftmaxRegressionClassifier.calibrate_temperature is not on "
-                   "this branch yet; the example is written against it"),
+            "this branch yet; the example is written against it",
+        ),
     )
-    if name == "plot_calibration.py" else name
+    if name == "plot_calibration.py"
+    else name
     for name in PROMISED
 ]
 
 
 def run_example(name, output_dir):
-    env = dict(os.environ, MPLBACKEND="Agg",
-               # the checkout's package, not whatever is installed elsewhere
-               PYTHONPATH=os.pathsep.join(
-                   [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    env = dict(
+        os.environ,
+        MPLBACKEND="Agg",
+        # the checkout's package, not whatever is installed elsewhere
+        PYTHONPATH=os.pathsep.join(
+            [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+        ),
+    )
     return subprocess.run(
         [sys.executable, str(EXAMPLES / name), "--output-dir", str(output_dir)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -60,7 +70,8 @@ def test_example_runs_and_writes_its_figures(name, tmp_path, gpu_available):
     result = run_example(name, tmp_path)
     assert result.returncode == 0, (
         f"{name} exited {result.returncode}\n--- stdout\n{result.stdout}"
-        f"\n--- stderr\n{result.stderr}")
+        f"\n--- stderr\n{result.stderr}"
+    )
     assert result.stdout.strip(), f"{name} printed nothing"
     if name == "gpu_speedup.py" and not gpu_available:
         assert "cannot run here" in result.stdout

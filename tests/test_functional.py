@@ -79,8 +79,12 @@ def test_softmax_matches_scipy(xp, dtype, axis):
     out = softmax(to_xp(x, xp), axis=axis)
     got = to_np(out, xp)
     assert got.dtype == dtype
-    assert_allclose(got, scipy.special.softmax(x.astype(np.float64), axis=axis),
-                    rtol=rtol_for(dtype), atol=1e-7 if dtype == np.float32 else 0)
+    assert_allclose(
+        got,
+        scipy.special.softmax(x.astype(np.float64), axis=axis),
+        rtol=rtol_for(dtype),
+        atol=1e-7 if dtype == np.float32 else 0,
+    )
     assert_allclose(got.sum(axis=axis), 1.0, rtol=rtol_for(dtype))
 
 
@@ -88,8 +92,7 @@ def test_softmax_matches_scipy(xp, dtype, axis):
 def test_softmax_temperature_divides_the_logits(xp, temperature):
     x = logits(np.float64)
     got = to_np(softmax(to_xp(x, xp), temperature=temperature), xp)
-    assert_allclose(got, scipy.special.softmax(x / temperature, axis=-1),
-                    rtol=1e-12)
+    assert_allclose(got, scipy.special.softmax(x / temperature, axis=-1), rtol=1e-12)
 
 
 @AXES
@@ -97,8 +100,12 @@ def test_log_softmax_matches_scipy(xp, dtype, axis):
     x = logits(dtype)
     got = to_np(log_softmax(to_xp(x, xp), axis=axis), xp)
     assert got.dtype == dtype
-    assert_allclose(got, scipy.special.log_softmax(x.astype(np.float64), axis=axis),
-                    rtol=rtol_for(dtype), atol=1e-5 if dtype == np.float32 else 0)
+    assert_allclose(
+        got,
+        scipy.special.log_softmax(x.astype(np.float64), axis=axis),
+        rtol=rtol_for(dtype),
+        atol=1e-5 if dtype == np.float32 else 0,
+    )
 
 
 @AXES
@@ -106,8 +113,9 @@ def test_log_softmax_matches_scipy(xp, dtype, axis):
 def test_logsumexp_matches_scipy(xp, dtype, axis, keepdims):
     x = logits(dtype)
     got = to_np(logsumexp(to_xp(x, xp), axis=axis, keepdims=keepdims), xp)
-    expected = scipy.special.logsumexp(x.astype(np.float64), axis=axis,
-                                       keepdims=keepdims)
+    expected = scipy.special.logsumexp(
+        x.astype(np.float64), axis=axis, keepdims=keepdims
+    )
     assert got.shape == expected.shape and got.dtype == dtype
     assert_allclose(got, expected, rtol=rtol_for(dtype))
 
@@ -128,10 +136,8 @@ def test_entropy_matches_scipy_stats(xp, axis, base):
 def test_entropy_closed_forms(xp):
     K = 8
     uniform = np.full((1, K), 1.0 / K)
-    assert_allclose(to_np(entropy(to_xp(uniform, xp)), xp), [math.log(K)],
-                    rtol=1e-14)
-    assert_allclose(to_np(entropy(to_xp(uniform, xp), base=2), xp), [3.0],
-                    rtol=1e-14)
+    assert_allclose(to_np(entropy(to_xp(uniform, xp)), xp), [math.log(K)], rtol=1e-14)
+    assert_allclose(to_np(entropy(to_xp(uniform, xp), base=2), xp), [3.0], rtol=1e-14)
     onehot = np.eye(K)[[2]]
     assert_allclose(to_np(entropy(to_xp(onehot, xp)), xp), [0.0], atol=0)
 
@@ -143,19 +149,30 @@ def test_cross_entropy_matches_scipy(xp, dtype, axis, base):
     o = logits(dtype)
     if axis == 0:
         t, o = t.T.copy(), o.T.copy()
-    got = to_np(cross_entropy(to_xp(t, xp, dtype), to_xp(o, xp), axis=axis,
-                              base=base), xp)
+    got = to_np(
+        cross_entropy(to_xp(t, xp, dtype), to_xp(o, xp), axis=axis, base=base), xp
+    )
     assert got.dtype == dtype
     q = scipy.special.softmax(o.astype(np.float64), axis=axis)
     # H(t, q) = H(t) + KL(t || q), both from scipy.stats.
-    expected = (scipy.stats.entropy(t, base=base, axis=axis)
-                + scipy.stats.entropy(t, q, base=base, axis=axis))
-    assert_allclose(got, expected, rtol=10 * rtol_for(dtype),
-                    atol=1e-5 if dtype == np.float32 else 1e-12)
-    direct = -np.sum(t * scipy.special.log_softmax(o.astype(np.float64),
-                                                   axis=axis), axis=axis)
-    assert_allclose(got, direct / (1.0 if base is None else math.log(base)),
-                    rtol=rtol_for(dtype), atol=1e-5 if dtype == np.float32 else 0)
+    expected = scipy.stats.entropy(t, base=base, axis=axis) + scipy.stats.entropy(
+        t, q, base=base, axis=axis
+    )
+    assert_allclose(
+        got,
+        expected,
+        rtol=10 * rtol_for(dtype),
+        atol=1e-5 if dtype == np.float32 else 1e-12,
+    )
+    direct = -np.sum(
+        t * scipy.special.log_softmax(o.astype(np.float64), axis=axis), axis=axis
+    )
+    assert_allclose(
+        got,
+        direct / (1.0 if base is None else math.log(base)),
+        rtol=rtol_for(dtype),
+        atol=1e-5 if dtype == np.float32 else 0,
+    )
 
 
 def test_cross_entropy_of_onehot_target_is_minus_log_softmax(xp):
@@ -171,13 +188,17 @@ def test_cross_entropy_of_onehot_target_is_minus_log_softmax(xp):
 
 
 HUGE = pytest.mark.parametrize(
-    "dtype,big", [(np.float32, 1e4), (np.float64, 1e300)],
-    ids=["float32-1e4", "float64-1e300"])
+    "dtype,big",
+    [(np.float32, 1e4), (np.float64, 1e300)],
+    ids=["float32-1e4", "float64-1e300"],
+)
 
 
 def huge_logits(dtype, big):
-    return np.array([[big, -big, 0.0], [-big, -big, -big], [big, big, -big],
-                     [0.0, 1.0, -big]], dtype=dtype)
+    return np.array(
+        [[big, -big, 0.0], [-big, -big, -big], [big, big, -big], [0.0, 1.0, -big]],
+        dtype=dtype,
+    )
 
 
 @HUGE
@@ -185,8 +206,14 @@ def test_huge_logits_softmax_is_finite(xp, dtype, big):
     x = huge_logits(dtype, big)
     p = to_np(softmax(to_xp(x, xp)), xp)
     assert p.dtype == dtype and np.all(np.isfinite(p))
-    expected = np.array([[1, 0, 0], [1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0],
-                         [1 / (1 + np.e), np.e / (1 + np.e), 0]])
+    expected = np.array(
+        [
+            [1, 0, 0],
+            [1 / 3, 1 / 3, 1 / 3],
+            [0.5, 0.5, 0],
+            [1 / (1 + np.e), np.e / (1 + np.e), 0],
+        ]
+    )
     assert_allclose(p, expected, rtol=1e-6, atol=1e-30)
 
 
@@ -196,12 +223,14 @@ def test_huge_logits_log_softmax_and_logsumexp_are_finite(xp, dtype, big):
     lse = to_np(logsumexp(to_xp(x, xp)), xp)
     lsm = to_np(log_softmax(to_xp(x, xp)), xp)
     assert np.all(np.isfinite(lse)) and np.all(np.isfinite(lsm))
-    expected_lse = [big, -big + math.log(3), big + math.log(2),
-                    math.log(1 + math.e)]
+    expected_lse = [big, -big + math.log(3), big + math.log(2), math.log(1 + math.e)]
     assert_allclose(lse, expected_lse, rtol=1e-6)
     # the largest logit of each row keeps a log-probability near 0
-    assert_allclose(lsm.max(axis=1), [0.0, -math.log(3), -math.log(2),
-                                      -math.log(1 + math.e) + 1], atol=1e-6)
+    assert_allclose(
+        lsm.max(axis=1),
+        [0.0, -math.log(3), -math.log(2), -math.log(1 + math.e) + 1],
+        atol=1e-6,
+    )
     assert lsm[0, 1] == pytest.approx(-2 * big, rel=1e-6)
 
 
@@ -213,8 +242,12 @@ def test_huge_logits_cross_entropy_and_entropy_are_finite(xp, dtype, big):
     assert np.all(np.isfinite(ce))
     # row 0: target class 0 holds all the mass (CE 0); row 2: target class 2
     # has logit -big against 2 * exp(big): CE = 2 big + log 2.
-    assert_allclose(ce, [0.0, math.log(3), 2 * big + math.log(2),
-                         math.log(1 + math.e) - 1.0], rtol=1e-6, atol=1e-6)
+    assert_allclose(
+        ce,
+        [0.0, math.log(3), 2 * big + math.log(2), math.log(1 + math.e) - 1.0],
+        rtol=1e-6,
+        atol=1e-6,
+    )
     p = softmax(to_xp(x, xp))
     h = to_np(entropy(p), xp)
     assert np.all(np.isfinite(h))
@@ -238,12 +271,22 @@ def test_invariance_to_a_constant_per_row(xp, shift_scale):
     c = np.random.default_rng(5).normal(scale=shift_scale, size=(7, 1))
     t = distributions(with_zeros=False)
     X, Xc = to_xp(x, xp), to_xp(x + c, xp)
-    assert_allclose(to_np(softmax(Xc), xp), to_np(softmax(X), xp), rtol=1e-10,
-                    atol=1e-15)
-    assert_allclose(to_np(log_softmax(Xc), xp), to_np(log_softmax(X), xp),
-                    rtol=1e-10, atol=1e-12 * shift_scale)
-    assert_allclose(to_np(logsumexp(Xc), xp), to_np(logsumexp(X), xp) + c[:, 0],
-                    rtol=1e-12)
+    assert_allclose(
+        to_np(softmax(Xc), xp), to_np(softmax(X), xp), rtol=1e-10, atol=1e-15
+    )
+    assert_allclose(
+        to_np(log_softmax(Xc), xp),
+        to_np(log_softmax(X), xp),
+        rtol=1e-10,
+        atol=1e-12 * shift_scale,
+    )
+    assert_allclose(
+        to_np(logsumexp(Xc), xp), to_np(logsumexp(X), xp) + c[:, 0], rtol=1e-12
+    )
     T = to_xp(t, xp)
-    assert_allclose(to_np(cross_entropy(T, Xc), xp), to_np(cross_entropy(T, X), xp),
-                    rtol=1e-9, atol=1e-12 * shift_scale)
+    assert_allclose(
+        to_np(cross_entropy(T, Xc), xp),
+        to_np(cross_entropy(T, X), xp),
+        rtol=1e-9,
+        atol=1e-12 * shift_scale,
+    )

@@ -24,9 +24,14 @@ def test_objective_matches_closed_form(gpu_check):
     X = rng.standard_normal((50, 4))
     y = rng.integers(0, 3, 50)
     W, b = rng.standard_normal((3, 4)), rng.standard_normal(3)
-    O = X @ W.T + b
-    expected = np.mean(logsumexp(O, axis=1) - O[np.arange(50), y]) + (W**2).sum() / 100
-    assert gpu_check.objective(be, X, y, W, b, C=1.0, chunk=7) == pytest.approx(expected)
+    logits = X @ W.T + b
+    expected = (
+        np.mean(logsumexp(logits, axis=1) - logits[np.arange(50), y])
+        + (W**2).sum() / 100
+    )
+    assert gpu_check.objective(be, X, y, W, b, C=1.0, chunk=7) == pytest.approx(
+        expected
+    )
 
 
 def test_gaussian_classes_shapes_and_dtype(gpu_check):

@@ -75,9 +75,15 @@ def test_grid_search_over_C_and_solver_in_parallel(wine_std):
     grid = {"C": [0.05, 1.0], "solver": ["lbfgs", "sgd"]}
     cv = StratifiedKFold(3, shuffle=True, random_state=0)
     search = GridSearchCV(
-        SoftmaxRegressionClassifier(learning_rate_init=0.05, max_iter=40,
-                                    random_state=0),
-        grid, cv=cv, n_jobs=2, scoring="neg_log_loss", error_score="raise")
+        SoftmaxRegressionClassifier(
+            learning_rate_init=0.05, max_iter=40, random_state=0
+        ),
+        grid,
+        cv=cv,
+        n_jobs=2,
+        scoring="neg_log_loss",
+        error_score="raise",
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         search.fit(X, y)
@@ -86,11 +92,15 @@ def test_grid_search_over_C_and_solver_in_parallel(wine_std):
     assert search.best_params_["solver"] in grid["solver"]
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
     # The L-BFGS candidates score exactly as LogisticRegression on the same folds.
-    for params, score in zip(search.cv_results_["params"],
-                             search.cv_results_["mean_test_score"]):
+    for params, score in zip(
+        search.cv_results_["params"],
+        search.cv_results_["mean_test_score"],
+        strict=False,
+    ):
         if params["solver"] == "lbfgs":
-            ref = cross_val_score(LogisticRegression(C=params["C"]), X, y, cv=cv,
-                                  scoring="neg_log_loss").mean()
+            ref = cross_val_score(
+                LogisticRegression(C=params["C"]), X, y, cv=cv, scoring="neg_log_loss"
+            ).mean()
             assert score == pytest.approx(ref, rel=1e-3)
     # refit=True: the best model is fitted on all the data
     assert search.best_estimator_.predict_proba(X).shape == (len(y), 3)
@@ -100,10 +110,12 @@ def test_grid_search_over_C_and_solver_in_parallel(wine_std):
 def test_cross_val_score_matches_logistic_regression(wine_std, scoring):
     X, y = wine_std
     cv = StratifiedKFold(5, shuffle=True, random_state=1)
-    ours = cross_val_score(SoftmaxRegressionClassifier(C=0.5, **TIGHT), X, y,
-                           cv=cv, scoring=scoring)
-    ref = cross_val_score(LogisticRegression(C=0.5, **TIGHT), X, y, cv=cv,
-                          scoring=scoring)
+    ours = cross_val_score(
+        SoftmaxRegressionClassifier(C=0.5, **TIGHT), X, y, cv=cv, scoring=scoring
+    )
+    ref = cross_val_score(
+        LogisticRegression(C=0.5, **TIGHT), X, y, cv=cv, scoring=scoring
+    )
     assert ours.shape == (5,)
     assert_allclose(ours, ref, rtol=1e-6)
 
@@ -194,7 +206,7 @@ def test_verbose_prints_one_line_per_iteration(wine_std, solver, capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert est.n_iter_ > 1
     assert len(lines) == est.n_iter_ == len(est.loss_curve_)
-    for i, (line, J) in enumerate(zip(lines, est.loss_curve_), start=1):
+    for i, (line, J) in enumerate(zip(lines, est.loss_curve_, strict=False), start=1):
         assert line.startswith(f"Iteration {i}, ")
         assert f"objective = {J:.8f}" in line
     quiet_fit(SoftmaxRegressionClassifier(verbose=0, **FAST[solver]), X, y)
@@ -277,10 +289,19 @@ def test_no_convergence_warning_when_converged(wine_std):
 @pytest.mark.parametrize("max_iter", [5, 300])
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_separable_data_without_penalty_stays_finite(solver, max_iter):
-    X, y = make_blobs(n_samples=120, centers=[[-5, 0], [5, 0], [0, 8]],
-                      cluster_std=0.5, random_state=0)
-    est = SoftmaxRegressionClassifier(C=np.inf, solver=solver, max_iter=max_iter,
-                                      learning_rate_init=0.1, random_state=0)
+    X, y = make_blobs(
+        n_samples=120,
+        centers=[[-5, 0], [5, 0], [0, 8]],
+        cluster_std=0.5,
+        random_state=0,
+    )
+    est = SoftmaxRegressionClassifier(
+        C=np.inf,
+        solver=solver,
+        max_iter=max_iter,
+        learning_rate_init=0.1,
+        random_state=0,
+    )
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         est.fit(X, y)
@@ -296,8 +317,10 @@ def test_separable_data_without_penalty_stays_finite(solver, max_iter):
 
 
 @pytest.mark.parametrize(
-    "dtype,scale", [(np.float64, 1e6), (np.float64, 1e290), (np.float32, 3e3)],
-    ids=["float64-1e6", "float64-1e290", "float32-3e3"])
+    "dtype,scale",
+    [(np.float64, 1e6), (np.float64, 1e290), (np.float32, 3e3)],
+    ids=["float64-1e6", "float64-1e290", "float32-3e3"],
+)
 def test_huge_logits_give_finite_probabilities(wine_std, dtype, scale):
     X, y = wine_std
     X = X.astype(dtype)
@@ -315,6 +338,5 @@ def test_huge_logits_give_finite_probabilities(wine_std, dtype, scale):
     assert_array_equal(est.predict(Xbig), est.classes_[np.argmax(proba, axis=1)])
     if dtype == np.float64:  # against SciPy on independently computed logits
         ref = logits + est.intercept_
-        assert_allclose(log_proba, scipy.special.log_softmax(ref, axis=1),
-                        rtol=1e-6)
+        assert_allclose(log_proba, scipy.special.log_softmax(ref, axis=1), rtol=1e-6)
         assert_allclose(proba, scipy.special.softmax(ref, axis=1), atol=1e-12)

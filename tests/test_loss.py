@@ -31,8 +31,9 @@ def reference_target(target, n_classes, eps):
     return (1 - eps) * T + eps / n_classes
 
 
-def reference_objective(coef, X, target, sample_weight, *, n_classes,
-                        fit_intercept, alpha, eps=0.0):
+def reference_objective(
+    coef, X, target, sample_weight, *, n_classes, fit_intercept, alpha, eps=0.0
+):
     """J(W, b) = (1/S) sum_i s_i CE_i + alpha/2 ||W||^2, written from DESIGN.md.
 
     ``coef`` is ``[W.ravel(), b]`` with W of shape (k, d), k = 1 for binary
@@ -43,11 +44,11 @@ def reference_objective(coef, X, target, sample_weight, *, n_classes,
     k = 1 if n_classes == 2 else n_classes
     W = coef[: k * d].reshape(k, d)
     b = coef[k * d :] if fit_intercept else np.zeros(k)
-    O = X @ W.T + b
+    logits = X @ W.T + b
     if n_classes == 2:
-        O = np.hstack([np.zeros((X.shape[0], 1)), O])
+        logits = np.hstack([np.zeros((X.shape[0], 1)), logits])
     T = reference_target(target, n_classes, eps)
-    ce = logsumexp(O, axis=1) - np.sum(T * O, axis=1)
+    ce = logsumexp(logits, axis=1) - np.sum(T * logits, axis=1)
     s = np.ones(X.shape[0]) if sample_weight is None else sample_weight
     return np.sum(s * ce) / np.sum(s) + 0.5 * alpha * np.sum(W * W)
 
@@ -55,8 +56,16 @@ def reference_objective(coef, X, target, sample_weight, *, n_classes,
 # ------------------------------------------------------------------ cases
 
 
-def make_case(n_classes, *, fit_intercept=True, weighted=False, eps=0.0,
-              soft=False, alpha=0.3, seed=0):
+def make_case(
+    n_classes,
+    *,
+    fit_intercept=True,
+    weighted=False,
+    eps=0.0,
+    soft=False,
+    alpha=0.3,
+    seed=0,
+):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(N_SAMPLES, N_FEATURES))
     if soft:
@@ -65,8 +74,13 @@ def make_case(n_classes, *, fit_intercept=True, weighted=False, eps=0.0,
         target = np.arange(N_SAMPLES) % n_classes  # every class present
         rng.shuffle(target)
     sw = rng.uniform(0.1, 3.0, size=N_SAMPLES) if weighted else None
-    loss = LinearSoftmaxLoss(n_classes, N_FEATURES, fit_intercept=fit_intercept,
-                             alpha=alpha, label_smoothing=eps)
+    loss = LinearSoftmaxLoss(
+        n_classes,
+        N_FEATURES,
+        fit_intercept=fit_intercept,
+        alpha=alpha,
+        label_smoothing=eps,
+    )
     # A point away from 0 so that every term of the gradient is exercised.
     coef = rng.normal(scale=0.5, size=loss.n_params)
     return loss, coef, X, target, sw
@@ -87,7 +101,8 @@ CASES = {
     "binary-C=inf": dict(n_classes=2, alpha=0.0),
     "multiclass-C=inf": dict(n_classes=4, alpha=0.0),
     "multiclass-C=inf-no-intercept-weighted": dict(
-        n_classes=3, alpha=0.0, fit_intercept=False, weighted=True),
+        n_classes=3, alpha=0.0, fit_intercept=False, weighted=True
+    ),
 }
 
 
@@ -98,9 +113,15 @@ def case(request):
 
 def _reference(case, loss, coef, X, target, sw):
     return reference_objective(
-        coef, X, target, sw, n_classes=case["n_classes"],
-        fit_intercept=case.get("fit_intercept", True), alpha=loss.alpha,
-        eps=case.get("eps", 0.0))
+        coef,
+        X,
+        target,
+        sw,
+        n_classes=case["n_classes"],
+        fit_intercept=case.get("fit_intercept", True),
+        alpha=loss.alpha,
+        eps=case.get("eps", 0.0),
+    )
 
 
 # ------------------------------------------------------------------ tests
@@ -120,7 +141,8 @@ def test_gradient_matches_finite_differences(case):
     # Differentiate the independent formula as well, so a consistent error in
     # both the loss and its gradient would still be caught.
     numeric = approx_fprime(
-        coef, lambda c: _reference(case, loss, c, X, target, sw), 1e-7)
+        coef, lambda c: _reference(case, loss, c, X, target, sw), 1e-7
+    )
     assert_allclose(grad, numeric, rtol=1e-4, atol=1e-6)
 
 
@@ -185,8 +207,8 @@ def test_array_api_strict_X_equals_numpy_X(case):
     loss, coef, X, target, sw = make_case(**case)
     J_np, g_np = loss.loss_gradient(coef, X, target, sw)
     J_xp, g_xp = loss.loss_gradient(
-        coef, xp.asarray(X), xp.asarray(target),
-        None if sw is None else xp.asarray(sw))
+        coef, xp.asarray(X), xp.asarray(target), None if sw is None else xp.asarray(sw)
+    )
     assert_allclose(J_xp, J_np, rtol=1e-12)
     assert_allclose(g_xp, g_np, rtol=1e-10, atol=1e-14)
 
@@ -234,10 +256,10 @@ def test_gradient_vanishes_at_logistic_regression_optimum():
 
 def _raw_case(n, K, seed=0):
     rng = np.random.default_rng(seed)
-    O = rng.normal(scale=3.0, size=(n, K))
+    logits = rng.normal(scale=3.0, size=(n, K))
     codes = rng.integers(0, K, size=n)
     w = rng.uniform(0.0, 2.0, size=n)
-    return O, codes, w
+    return logits, codes, w
 
 
 @pytest.mark.parametrize("target_kind", ["codes", "soft"])
@@ -245,7 +267,7 @@ def _raw_case(n, K, seed=0):
 @pytest.mark.parametrize("eps", [0.0, 0.25], ids=["no-smoothing", "smoothing"])
 def test_softmax_cross_entropy_raw(target_kind, weighted, eps):
     K = 5
-    O, codes, w = _raw_case(30, K)
+    logits, codes, w = _raw_case(30, K)
     if target_kind == "codes":
         target = codes
     else:
@@ -253,25 +275,27 @@ def test_softmax_cross_entropy_raw(target_kind, weighted, eps):
     weights = w if weighted else None
     T = reference_target(target, K, eps)
     s = w if weighted else np.ones(30)
-    expected_grad = (sp_softmax(O, axis=1) - T) * s[:, None]
-    expected_loss = np.sum(s * (logsumexp(O, axis=1) - np.sum(T * O, axis=1)))
+    expected_grad = (sp_softmax(logits, axis=1) - T) * s[:, None]
+    expected_loss = np.sum(s * (logsumexp(logits, axis=1) - np.sum(T * logits, axis=1)))
 
-    value, grad = softmax_cross_entropy(O.copy(), target, weights,
-                                        label_smoothing=eps)
+    value, grad = softmax_cross_entropy(
+        logits.copy(), target, weights, label_smoothing=eps
+    )
     assert_allclose(float(value), expected_loss, rtol=1e-12)
     assert_allclose(grad, expected_grad, rtol=1e-10, atol=1e-15)
 
 
 def test_softmax_cross_entropy_gradient_is_derivative_of_loss():
-    O, codes, w = _raw_case(6, 4)
+    logits, codes, w = _raw_case(6, 4)
 
     def f(flat):
         # copy: on NumPy the function overwrites its logits with the gradient
-        return float(softmax_cross_entropy(flat.reshape(O.shape).copy(), codes,
-                                           w)[0])
+        return float(
+            softmax_cross_entropy(flat.reshape(logits.shape).copy(), codes, w)[0]
+        )
 
-    _, grad = softmax_cross_entropy(O.copy(), codes, w)
-    numeric = approx_fprime(O.ravel(), f, 1e-7)
+    _, grad = softmax_cross_entropy(logits.copy(), codes, w)
+    numeric = approx_fprime(logits.ravel(), f, 1e-7)
     assert_allclose(grad.ravel(), numeric, rtol=1e-5, atol=1e-6)
 
 
@@ -279,21 +303,22 @@ def test_softmax_cross_entropy_gradient_is_derivative_of_loss():
 def test_softmax_cross_entropy_array_api_strict_matches_numpy(target_kind):
     xp = pytest.importorskip("array_api_strict")
     K = 4
-    O, codes, w = _raw_case(20, K)
+    logits, codes, w = _raw_case(20, K)
     target = codes if target_kind == "codes" else np.eye(K)[codes] * 0.5 + 0.5 / K
     T = reference_target(target, K, 0.1)
-    expected_grad = (sp_softmax(O, axis=1) - T) * w[:, None]
+    expected_grad = (sp_softmax(logits, axis=1) - T) * w[:, None]
     value, grad = softmax_cross_entropy(
-        xp.asarray(O), xp.asarray(target), xp.asarray(w), label_smoothing=0.1)
+        xp.asarray(logits), xp.asarray(target), xp.asarray(w), label_smoothing=0.1
+    )
     assert type(grad).__module__.startswith("array_api_strict")
-    expected_loss = np.sum(w * (logsumexp(O, axis=1) - np.sum(T * O, axis=1)))
+    expected_loss = np.sum(w * (logsumexp(logits, axis=1) - np.sum(T * logits, axis=1)))
     assert_allclose(float(value), expected_loss, rtol=1e-12)
     assert_allclose(np.from_dlpack(grad), expected_grad, rtol=1e-10, atol=1e-15)
 
 
 def test_softmax_cross_entropy_huge_logits_are_finite():
-    O = np.array([[1e300, -1e300, 0.0], [-1e300, -1e300, 1e300]])
-    value, grad = softmax_cross_entropy(O.copy(), np.array([1, 2]))
+    logits = np.array([[1e300, -1e300, 0.0], [-1e300, -1e300, 1e300]])
+    value, grad = softmax_cross_entropy(logits.copy(), np.array([1, 2]))
     # Row 0 puts all mass on class 0 but the target is class 1: CE = 2e300;
     # row 1 puts all mass on its target: CE = 0.
     assert np.isfinite(value) and np.all(np.isfinite(grad))

@@ -17,10 +17,17 @@ from sksoftmax._loss import LinearSoftmaxLoss, softmax_cross_entropy
 array_api_strict = pytest.importorskip("array_api_strict")
 
 CASES = [
-    pytest.param(K, fit_intercept, eps, soft, weighted, sparse,
-                 id=f"K{K}-{'b' if fit_intercept else 'nob'}-eps{eps}-"
-                    f"{'soft' if soft else 'hard'}-{'w' if weighted else 'now'}-"
-                    f"{'csr' if sparse else 'dense'}")
+    pytest.param(
+        K,
+        fit_intercept,
+        eps,
+        soft,
+        weighted,
+        sparse,
+        id=f"K{K}-{'b' if fit_intercept else 'nob'}-eps{eps}-"
+        f"{'soft' if soft else 'hard'}-{'w' if weighted else 'now'}-"
+        f"{'csr' if sparse else 'dense'}",
+    )
     for K in (2, 4)
     for fit_intercept in (True, False)
     for eps in (0.0, 0.1)
@@ -40,11 +47,11 @@ def _problem(rng, K, soft, weighted, sparse, n=61, d=5):
 
 
 @pytest.mark.parametrize("K, fit_intercept, eps, soft, weighted, sparse", CASES)
-def test_gradient_and_generic_path(rng, K, fit_intercept, eps, soft, weighted,
-                                   sparse):
+def test_gradient_and_generic_path(rng, K, fit_intercept, eps, soft, weighted, sparse):
     Xin, X, target, w = _problem(rng, K, soft, weighted, sparse)
-    loss = LinearSoftmaxLoss(K, X.shape[1], fit_intercept=fit_intercept,
-                             alpha=0.3, label_smoothing=eps)
+    loss = LinearSoftmaxLoss(
+        K, X.shape[1], fit_intercept=fit_intercept, alpha=0.3, label_smoothing=eps
+    )
     coef = rng.standard_normal(loss.n_params)
 
     def f(c):
@@ -58,8 +65,13 @@ def test_gradient_and_generic_path(rng, K, fit_intercept, eps, soft, weighted,
     xps = array_api_strict
     W, b = loss.unpack(xps.asarray(coef))
     J0, gW0, gb0 = loss.loss_gradient_arrays(
-        W, b, xps.asarray(X), xps.asarray(target),
-        None if w is None else xps.asarray(w), xp=xps)
+        W,
+        b,
+        xps.asarray(X),
+        xps.asarray(target),
+        None if w is None else xps.asarray(w),
+        xp=xps,
+    )
     J1, gW1, gb1 = loss.loss_gradient_arrays(*loss.unpack(coef), Xin, target, w)
     assert_allclose(float(J1), float(J0), rtol=1e-12)
     assert_allclose(gW1, np.asarray(gW0), rtol=1e-10, atol=1e-13)
@@ -114,8 +126,9 @@ def test_float32_stays_float32(rng):
     y = rng.integers(0, 4, 300)
     loss = LinearSoftmaxLoss(4, 6, alpha=0.1)
     W, b = loss.unpack(rng.standard_normal(loss.n_params))
-    J, gW, gb = loss.loss_gradient_arrays(W.astype(np.float32),
-                                          b.astype(np.float32), X, y)
+    J, gW, gb = loss.loss_gradient_arrays(
+        W.astype(np.float32), b.astype(np.float32), X, y
+    )
     assert gW.dtype == np.float32 and gb.dtype == np.float32
     J64, gW64, _ = loss.loss_gradient_arrays(W, b, X.astype(np.float64), y)
     assert_allclose(J, J64, rtol=1e-6)
@@ -147,8 +160,9 @@ def test_raw_softmax_cross_entropy_numpy_matches_generic(rng, soft, eps):
     target = rng.dirichlet(np.ones(6), 40) if soft else rng.integers(0, 6, 40)
     w = rng.random(40)
     xps = array_api_strict
-    J0, G0 = softmax_cross_entropy(xps.asarray(raw), xps.asarray(target),
-                                   xps.asarray(w), label_smoothing=eps)
+    J0, G0 = softmax_cross_entropy(
+        xps.asarray(raw), xps.asarray(target), xps.asarray(w), label_smoothing=eps
+    )
     logits = raw.copy()
     J1, G1 = softmax_cross_entropy(logits, target, w, label_smoothing=eps)
     assert G1 is logits  # in place on NumPy
@@ -164,10 +178,14 @@ def test_one_loss_in_many_threads_and_pickled(rng):
 
     loss = LinearSoftmaxLoss(6, 30, alpha=0.01)
     coef = rng.standard_normal(loss.n_params)
-    chunks = [(rng.standard_normal((n, 30)), rng.integers(0, 6, n))
-              for n in (3000, 2000, 3500, 1000) * 4]
-    expected = [LinearSoftmaxLoss(6, 30, alpha=0.01).loss_gradient(coef, X, y)
-                for X, y in chunks]
+    chunks = [
+        (rng.standard_normal((n, 30)), rng.integers(0, 6, n))
+        for n in (3000, 2000, 3500, 1000) * 4
+    ]
+    expected = [
+        LinearSoftmaxLoss(6, 30, alpha=0.01).loss_gradient(coef, X, y)
+        for X, y in chunks
+    ]
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda c: loss.loss_gradient(coef, *c), chunks))
     for (J, g), (Je, ge) in zip(got, expected, strict=True):

@@ -65,8 +65,9 @@ def assert_sane(est, X, dtype):
 
 @pytest.fixture(scope="module")
 def blobs():
-    X, y = make_classification(300, 5, n_informative=3, n_redundant=0, n_classes=3,
-                               random_state=0)
+    X, y = make_classification(
+        300, 5, n_informative=3, n_redundant=0, n_classes=3, random_state=0
+    )
     return X, y
 
 
@@ -102,8 +103,11 @@ def test_features_near_float64_overflow(blobs, solver):
 # -------------------------------------------------------------- huge logits
 
 
-@pytest.mark.parametrize(("dtype", "size"), [(np.float32, 1e4), (np.float64, 1e300)],
-                         ids=["float32-1e4", "float64-1e300"])
+@pytest.mark.parametrize(
+    ("dtype", "size"),
+    [(np.float32, 1e4), (np.float64, 1e300)],
+    ids=["float32-1e4", "float64-1e300"],
+)
 @pytest.mark.parametrize("n_classes", [2, 3])
 def test_huge_logits_give_finite_outputs(blobs, dtype, size, n_classes):
     X, y = blobs
@@ -126,11 +130,15 @@ def test_huge_logits_give_finite_outputs(blobs, dtype, size, n_classes):
     assert np.all(est.predict_log_proba(X)[far].max(axis=1) == 0)
 
 
-@pytest.mark.parametrize(("dtype", "size"), [(np.float32, 1e4), (np.float64, 1e300)],
-                         ids=["float32-1e4", "float64-1e300"])
+@pytest.mark.parametrize(
+    ("dtype", "size"),
+    [(np.float32, 1e4), (np.float64, 1e300)],
+    ids=["float32-1e4", "float64-1e300"],
+)
 def test_functional_ops_on_huge_logits(dtype, size):
-    logits = np.array([[size, 0, -size], [-size, -size, -size], [size, size, 0]],
-                 dtype=dtype)
+    logits = np.array(
+        [[size, 0, -size], [-size, -size, -size], [size, size, 0]], dtype=dtype
+    )
     T = np.array([[0, 1, 0], [1, 0, 0], [0.5, 0.5, 0]], dtype=dtype)
     with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
         P = softmax(logits, axis=1)
@@ -141,8 +149,7 @@ def test_functional_ops_on_huge_logits(dtype, size):
     for out in (P, L, lse, ce, H):
         assert np.all(np.isfinite(out))
         assert out.dtype == dtype
-    assert_allclose(P, [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0]],
-                    rtol=1e-6)
+    assert_allclose(P, [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3], [0.5, 0.5, 0]], rtol=1e-6)
     assert_allclose(lse, [size, -size + np.log(3), size + np.log(2)], rtol=1e-6)
     # logsumexp(o) - t.o cancels: the error is relative to the logits' size.
     cancel = 4 * np.finfo(dtype).eps * size
@@ -215,8 +222,13 @@ def test_constant_and_all_zero_features(blobs, solver, dtype):
 def test_all_zero_X(solver, dtype, fit_intercept):
     X = np.zeros((40, 3), dtype=dtype)
     y = np.repeat([0, 1, 2], [20, 12, 8])
-    est = _est(solver, fit_intercept=fit_intercept, tol=1e-8, max_iter=200,
-               learning_rate_init=0.05)
+    est = _est(
+        solver,
+        fit_intercept=fit_intercept,
+        tol=1e-8,
+        max_iter=200,
+        learning_rate_init=0.05,
+    )
     _fit(est, X, y)
     P = assert_sane(est, X, dtype)
     assert np.all(est.coef_ == 0)
@@ -234,8 +246,13 @@ def test_duplicate_rows_with_conflicting_labels(solver, dtype):
     X = np.repeat(np.eye(4), 10, axis=0).astype(dtype)
     frequency_of_1 = np.array([0.5, 0.2, 0.9, 0.6])
     y = np.concatenate([(np.arange(10) < 10 * f).astype(int) for f in frequency_of_1])
-    est = _est(solver, C=np.inf, tol=1e-10, max_iter=2000 if solver == "lbfgs" else 300,
-               learning_rate_init=0.05)
+    est = _est(
+        solver,
+        C=np.inf,
+        tol=1e-10,
+        max_iter=2000 if solver == "lbfgs" else 300,
+        learning_rate_init=0.05,
+    )
     _fit(est, X, y)
     P = assert_sane(est, X, dtype)
     expected = np.repeat(frequency_of_1, 10)
@@ -254,8 +271,9 @@ def test_imbalance_one_to_ten_thousand(solver, dtype):
     y[0] = 1
     p_minority = {}
     for class_weight in (None, "balanced"):
-        est = _est(solver, class_weight=class_weight,
-                   max_iter=100 if solver == "lbfgs" else 5)
+        est = _est(
+            solver, class_weight=class_weight, max_iter=100 if solver == "lbfgs" else 5
+        )
         _fit(est, X, y)
         assert_sane(est, X[:200], dtype)
         p_minority[class_weight] = est.predict_proba(X[:1])[0, 1]
@@ -279,8 +297,9 @@ def _separable(dtype, n_classes):
 @pytest.mark.parametrize("dtype", DTYPES, ids=DTYPE_IDS)
 @pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("n_classes", [2, 3])
-def test_separable_without_penalty_warns_when_max_iter_reached(solver, dtype,
-                                                               n_classes):
+def test_separable_without_penalty_warns_when_max_iter_reached(
+    solver, dtype, n_classes
+):
     X, y = _separable(dtype, n_classes)
     est = _est(solver, C=np.inf, max_iter=3, learning_rate_init=0.1)
     caught = _fit(est, X, y)
@@ -295,8 +314,7 @@ def test_separable_without_penalty_warns_when_max_iter_reached(solver, dtype,
 def test_separable_without_penalty_long_run_stays_finite(solver, dtype, n_classes):
     X, y = _separable(dtype, n_classes)
     max_iter = 500 if solver == "lbfgs" else 200
-    est = _est(solver, C=np.inf, tol=1e-12, max_iter=max_iter,
-               learning_rate_init=0.1)
+    est = _est(solver, C=np.inf, tol=1e-12, max_iter=max_iter, learning_rate_init=0.1)
     caught = _fit(est, X, y)
     P = assert_sane(est, X, dtype)
     assert_array_equal(est.predict(X), y)

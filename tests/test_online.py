@@ -11,8 +11,14 @@ from sksoftmax._loss import LinearSoftmaxLoss
 
 
 def _data():
-    X, y = make_classification(n_samples=600, n_features=10, n_informative=6,
-                               n_classes=3, flip_y=0.1, random_state=0)
+    X, y = make_classification(
+        n_samples=600,
+        n_features=10,
+        n_informative=6,
+        n_classes=3,
+        flip_y=0.1,
+        random_state=0,
+    )
     return StandardScaler().fit_transform(X), y
 
 
@@ -26,8 +32,10 @@ def _objective(clf, X, target, C):
 @pytest.mark.parametrize("soft", [False, True], ids=["labels", "soft"])
 @pytest.mark.parametrize(
     "params",
-    [dict(solver="sgd", learning_rate_init=0.01),
-     dict(solver="adam", learning_rate_init=0.01)],
+    [
+        dict(solver="sgd", learning_rate_init=0.01),
+        dict(solver="adam", learning_rate_init=0.01),
+    ],
     ids=["sgd", "adam"],
 )
 def test_partial_fit_rounds_reach_the_lbfgs_optimum(params, soft):
@@ -38,11 +46,13 @@ def test_partial_fit_rounds_reach_the_lbfgs_optimum(params, soft):
     # of L-BFGS's optimum of it (measured: 6e-5 to 5e-4).
     X, y = _data()
     rng = np.random.default_rng(1)
-    target = (0.5 * np.eye(3)[y] + 0.5 * rng.dirichlet(np.ones(3), size=len(y))
-              if soft else y)
+    target = (
+        0.5 * np.eye(3)[y] + 0.5 * rng.dirichlet(np.ones(3), size=len(y)) if soft else y
+    )
     C, rounds = 1.0, 20
-    stream = SoftmaxRegressionClassifier(C=C / rounds, batch_size=32, random_state=0,
-                                         **params)
+    stream = SoftmaxRegressionClassifier(
+        C=C / rounds, batch_size=32, random_state=0, **params
+    )
     order = np.random.default_rng(0)
     for _ in range(rounds):
         for chunk in np.array_split(order.permutation(len(y)), 5):
@@ -57,8 +67,9 @@ def test_partial_fit_rounds_reach_the_lbfgs_optimum(params, soft):
 
 def test_partial_fit_batches_lacking_classes_or_holding_one_class():
     X, y = _data()
-    clf = SoftmaxRegressionClassifier(solver="sgd", learning_rate_init=0.05,
-                                      random_state=0)
+    clf = SoftmaxRegressionClassifier(
+        solver="sgd", learning_rate_init=0.05, random_state=0
+    )
     clf.partial_fit(X[y != 2], y[y != 2], classes=[0, 1, 2])  # class 2 absent
     assert_array_equal(clf.classes_, [0, 1, 2])
     assert clf.coef_.shape == (3, 10)
@@ -78,8 +89,9 @@ def test_partial_fit_batches_lacking_classes_or_holding_one_class():
 def test_partial_fit_binary_and_string_classes():
     X, y = _data()
     names = np.array(["cat", "dog", "cat"])[y]
-    clf = SoftmaxRegressionClassifier(solver="adam", learning_rate_init=0.05,
-                                      random_state=0)
+    clf = SoftmaxRegressionClassifier(
+        solver="adam", learning_rate_init=0.05, random_state=0
+    )
     clf.partial_fit(X[:10], names[:10], classes=["dog", "cat"])
     clf.partial_fit(X[names == "dog"][:5], names[names == "dog"][:5])
     assert_array_equal(clf.classes_, ["cat", "dog"])

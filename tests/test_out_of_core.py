@@ -40,8 +40,9 @@ def _objective(clf, X, y, C):
 
 @pytest.fixture(scope="module")
 def small():
-    X, y = make_classification(n_samples=3_000, n_features=20, n_informative=10,
-                               n_classes=4, random_state=0)
+    X, y = make_classification(
+        n_samples=3_000, n_features=20, n_informative=10, n_classes=4, random_state=0
+    )
     return X, y
 
 
@@ -53,11 +54,17 @@ def _fit(X, y, **params):
 
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_streamed_memmap_without_shuffle_equals_the_in_memory_fit(
-        tmp_path, small, solver):
+    tmp_path, small, solver
+):
     X, y = small
     mm = _memmap(tmp_path, X)
-    params = dict(solver=solver, shuffle=False, batch_size=100, max_iter=4,
-                  learning_rate_init=0.01)
+    params = dict(
+        solver=solver,
+        shuffle=False,
+        batch_size=100,
+        max_iter=4,
+        learning_rate_init=0.01,
+    )
     with config_context(working_memory=0.1):  # 100 kB: blocks of 600 rows
         rows = memmap_block_rows(SoftmaxRegressionClassifier(**params), mm)
         streamed = _fit(mm, y, **params)
@@ -73,8 +80,9 @@ def test_copy_on_write_memmap_keeps_its_edits_across_epochs(tmp_path, small):
     np.save(tmp_path / "X.npy", X)
     mm = np.load(tmp_path / "X.npy", mmap_mode="c")
     mm[:1_500] *= 3.0  # edits live only in this process's private pages
-    params = dict(solver="sgd", shuffle=False, batch_size=100, max_iter=3,
-                  learning_rate_init=0.01)
+    params = dict(
+        solver="sgd", shuffle=False, batch_size=100, max_iter=3, learning_rate_init=0.01
+    )
     with config_context(working_memory=0.1):
         streamed = _fit(mm, y, **params)
     in_memory = _fit(np.array(mm), y, **params)
@@ -83,11 +91,17 @@ def test_copy_on_write_memmap_keeps_its_edits_across_epochs(tmp_path, small):
 
 
 def test_streamed_memmap_with_shuffled_blocks_reaches_the_same_objective(
-        tmp_path, small):
+    tmp_path, small
+):
     X, y = small
     mm = _memmap(tmp_path, X)
-    params = dict(solver="adam", batch_size=50, max_iter=15, learning_rate_init=0.01,
-                  random_state=0)
+    params = dict(
+        solver="adam",
+        batch_size=50,
+        max_iter=15,
+        learning_rate_init=0.01,
+        random_state=0,
+    )
     with config_context(working_memory=0.1):
         streamed = _fit(mm, y, **params)
     in_memory = _fit(X, y, **params)
@@ -141,7 +155,7 @@ def _write_npy(path, rng):
     with open(path, "wb") as f:
         np.lib.format.write_array_header_2_0(f, header)
         for start in range(0, N_ROWS, step):
-            (noise + centers[y[start:start + step]]).tofile(f)
+            (noise + centers[y[start : start + step]]).tofile(f)
     np.save(path.with_suffix(".y.npy"), y)
     return path
 
@@ -178,13 +192,27 @@ CHILD = textwrap.dedent("""
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 def test_sgd_streams_a_2gb_memmap_in_bounded_memory(tmp_path):
     path = _write_npy(tmp_path / "X.npy", np.random.default_rng(0))
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "OPENBLAS_NUM_THREADS": "1",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     try:
         out = subprocess.run(
-            [sys.executable, "-c", CHILD, str(path), str(path.with_suffix(".y.npy")),
-             str(BLOCK_MB)],
-            capture_output=True, text=True, env=env, timeout=300, check=True)
+            [
+                sys.executable,
+                "-c",
+                CHILD,
+                str(path),
+                str(path.with_suffix(".y.npy")),
+                str(BLOCK_MB),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+            check=True,
+        )
     finally:
         path.unlink()  # pytest keeps the last few tmp dirs: not 2 GB each
     report = json.loads(out.stdout.strip().splitlines()[-1])

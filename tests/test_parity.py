@@ -48,18 +48,28 @@ def print_table():
     yield
     if not RESULTS:
         return
-    head = (f"{'case':<44} {'coef rel':>9} {'icpt rel':>9} {'icpt abs':>9} "
-            f"{'proba abs':>9} {'n_iter':>11}")
-    lines = ["", "Parity with LogisticRegression(lbfgs, tol=1e-10)", head,
-             "-" * len(head)]
+    head = (
+        f"{'case':<44} {'coef rel':>9} {'icpt rel':>9} {'icpt abs':>9} "
+        f"{'proba abs':>9} {'n_iter':>11}"
+    )
+    lines = [
+        "",
+        "Parity with LogisticRegression(lbfgs, tol=1e-10)",
+        head,
+        "-" * len(head),
+    ]
     for r in RESULTS:
         if "gap" in r:
-            lines.append(f"{r['case']:<44} objective gap (J - J_lbfgs)/J_lbfgs = "
-                         f"{r['gap']:.2e}  epochs={r['n_iter']}")
+            lines.append(
+                f"{r['case']:<44} objective gap (J - J_lbfgs)/J_lbfgs = "
+                f"{r['gap']:.2e}  epochs={r['n_iter']}"
+            )
         else:
-            lines.append(f"{r['case']:<44} {r['coef']:9.1e} {r['icpt']:9.1e} "
-                         f"{r['icpt_abs']:9.1e} {r['proba']:9.1e} "
-                         f"{r['n_iter']:>11}")
+            lines.append(
+                f"{r['case']:<44} {r['coef']:9.1e} {r['icpt']:9.1e} "
+                f"{r['icpt_abs']:9.1e} {r['proba']:9.1e} "
+                f"{r['n_iter']:>11}"
+            )
     print("\n".join(lines))
 
 
@@ -88,22 +98,48 @@ def dataset(name):
         return _std(X), y
     if name == "synthetic-10":
         return make_classification(
-            n_samples=1000, n_features=20, n_informative=10, n_redundant=0,
-            n_classes=10, n_clusters_per_class=1, random_state=0)
+            n_samples=1000,
+            n_features=20,
+            n_informative=10,
+            n_redundant=0,
+            n_classes=10,
+            n_clusters_per_class=1,
+            random_state=0,
+        )
     if name.startswith("overlap-"):  # not separable: the C=inf optimum exists
         return make_classification(
-            n_samples=300, n_features=5, n_informative=3, n_redundant=0,
-            n_classes=int(name[-1]), n_clusters_per_class=1, flip_y=0.1,
-            class_sep=0.5, random_state=0)
+            n_samples=300,
+            n_features=5,
+            n_informative=3,
+            n_redundant=0,
+            n_classes=int(name[-1]),
+            n_clusters_per_class=1,
+            flip_y=0.1,
+            class_sep=0.5,
+            random_state=0,
+        )
     if name == "binary-noisy":
         return make_classification(
-            n_samples=600, n_features=10, n_informative=6, n_redundant=0,
-            n_classes=2, n_clusters_per_class=1, flip_y=0.05, random_state=0)
+            n_samples=600,
+            n_features=10,
+            n_informative=6,
+            n_redundant=0,
+            n_classes=2,
+            n_clusters_per_class=1,
+            flip_y=0.05,
+            random_state=0,
+        )
     if name.startswith("sparse-"):
         n_classes = int(name[-1])
         rng = np.random.default_rng(0)
-        X = sp.random(400, 60, density=0.1, format="csr", random_state=0,
-                      data_rvs=rng.standard_normal)
+        X = sp.random(
+            400,
+            60,
+            density=0.1,
+            format="csr",
+            random_state=0,
+            data_rvs=rng.standard_normal,
+        )
         W = rng.normal(size=(60, n_classes)) * 3
         y = np.argmax(X @ W + rng.gumbel(size=(400, n_classes)), axis=1)
         return X, y
@@ -113,14 +149,15 @@ def dataset(name):
 def objective(coef, intercept, X, y, C, sample_weight=None):
     """J from DESIGN.md, written out independently of the package."""
     X = X.toarray() if sp.issparse(X) else np.asarray(X, dtype=np.float64)
-    O = X @ np.asarray(coef, np.float64).T + np.asarray(intercept, np.float64)
-    if O.shape[1] == 1:  # binary: class 1's logit against a zero logit
-        O = np.hstack([np.zeros_like(O), O])
+    logits = X @ np.asarray(coef, np.float64).T + np.asarray(intercept, np.float64)
+    if logits.shape[1] == 1:  # binary: class 1's logit against a zero logit
+        logits = np.hstack([np.zeros_like(logits), logits])
     codes = np.searchsorted(np.unique(y), y)
-    ce = logsumexp(O, axis=1) - O[np.arange(len(y)), codes]
+    ce = logsumexp(logits, axis=1) - logits[np.arange(len(y)), codes]
     s = np.ones(len(y)) if sample_weight is None else sample_weight
-    penalty = 0.0 if np.isinf(C) else np.sum(coef.astype(np.float64) ** 2) / (
-        2 * C * s.sum())
+    penalty = (
+        0.0 if np.isinf(C) else np.sum(coef.astype(np.float64) ** 2) / (2 * C * s.sum())
+    )
     return np.sum(s * ce) / s.sum() + penalty
 
 
@@ -133,8 +170,9 @@ def _rel(a, ref):
     return diff / scale if scale > 0 else diff
 
 
-def check_parity(case, ours, ref, X, X_ref=None, *, coef_rtol=COEF_RTOL,
-                 proba_atol=PROBA_ATOL):
+def check_parity(
+    case, ours, ref, X, X_ref=None, *, coef_rtol=COEF_RTOL, proba_atol=PROBA_ATOL
+):
     """Compare a fitted model with a fitted LogisticRegression; record the
     differences; assert the tolerances."""
     X_ref = X if X_ref is None else X_ref
@@ -151,17 +189,23 @@ def check_parity(case, ours, ref, X, X_ref=None, *, coef_rtol=COEF_RTOL,
         "n_iter": f"{ours.n_iter_}/{int(np.max(ref.n_iter_))}",
     }
     RESULTS.append(row)
-    print(f"\n[parity] {case}: coef rel {row['coef']:.2e}, intercept rel "
-          f"{row['icpt']:.2e} (abs {row['icpt_abs']:.2e}), proba abs "
-          f"{row['proba']:.2e}, n_iter ours/LR {row['n_iter']}")
+    print(
+        f"\n[parity] {case}: coef rel {row['coef']:.2e}, intercept rel "
+        f"{row['icpt']:.2e} (abs {row['icpt_abs']:.2e}), proba abs "
+        f"{row['proba']:.2e}, n_iter ours/LR {row['n_iter']}"
+    )
     assert row["coef"] <= coef_rtol
     # The intercept is compared on the scale of all parameters, so that an
     # intercept that is ~0 on symmetric data is not held to a relative bound.
     scale = max(np.abs(ref.coef_).max(), np.abs(ref.intercept_).max())
     assert row["icpt_abs"] <= coef_rtol * scale
     assert row["proba"] <= proba_atol
-    assert_allclose(ours.decision_function(X), ref.decision_function(X_ref),
-                    rtol=0, atol=10 * coef_rtol * scale * (1 + np.abs(X).max()))
+    assert_allclose(
+        ours.decision_function(X),
+        ref.decision_function(X_ref),
+        rtol=0,
+        atol=10 * coef_rtol * scale * (1 + np.abs(X).max()),
+    )
     assert_array_equal(ours.predict(X), ref.predict(X_ref))
     return row
 
@@ -169,7 +213,8 @@ def check_parity(case, ours, ref, X, X_ref=None, *, coef_rtol=COEF_RTOL,
 def fit_both(X, y, *, sample_weight=None, **params):
     ref = LogisticRegression(**TIGHT, **params).fit(X, y, sample_weight=sample_weight)
     ours = SoftmaxRegressionClassifier(**TIGHT, **params).fit(
-        X, y, sample_weight=sample_weight)
+        X, y, sample_weight=sample_weight
+    )
     return ours, ref
 
 
@@ -220,8 +265,7 @@ def test_parity_with_sample_weight(name):
     assert _rel(ours.coef_, plain.coef_) > 100 * COEF_RTOL
 
 
-@pytest.mark.parametrize(
-    "class_weight", ["balanced", "dict"], ids=["balanced", "dict"])
+@pytest.mark.parametrize("class_weight", ["balanced", "dict"], ids=["balanced", "dict"])
 @VARIANT_SETS
 def test_parity_with_class_weight(name, class_weight):
     X, y = dataset(name)
@@ -257,8 +301,15 @@ def test_float32_stays_float32_and_close_to_float64(name):
     assert ours.intercept_.dtype == np.float32
     for method in ("predict_proba", "predict_log_proba", "decision_function"):
         assert getattr(ours, method)(X32).dtype == np.float32, method
-    check_parity(f"{name} float32 vs LR float64", ours, ref, X32, X,
-                 coef_rtol=1e-2, proba_atol=2e-3)
+    check_parity(
+        f"{name} float32 vs LR float64",
+        ours,
+        ref,
+        X32,
+        X,
+        coef_rtol=1e-2,
+        proba_atol=2e-3,
+    )
     # The tight criterion: the float32 model's objective, evaluated in
     # float64, is the optimum to float32 precision.
     J32 = objective(ours.coef_, ours.intercept_, X, y, 1.0)
@@ -275,16 +326,28 @@ def test_sparse_csr_equals_dense(name):
     ours_dense = SoftmaxRegressionClassifier(**TIGHT).fit(Xd, y)
     check_parity(f"{name} CSR vs LR dense", ours_sparse, ref, Xs, Xd)
     assert_allclose(ours_sparse.coef_, ours_dense.coef_, rtol=1e-8, atol=1e-10)
-    assert_allclose(ours_sparse.intercept_, ours_dense.intercept_, rtol=1e-8,
-                    atol=1e-10)
-    assert_allclose(ours_sparse.predict_proba(Xs), ours_dense.predict_proba(Xd),
-                    rtol=1e-8, atol=1e-12)
+    assert_allclose(
+        ours_sparse.intercept_, ours_dense.intercept_, rtol=1e-8, atol=1e-10
+    )
+    assert_allclose(
+        ours_sparse.predict_proba(Xs),
+        ours_dense.predict_proba(Xd),
+        rtol=1e-8,
+        atol=1e-12,
+    )
 
 
 # ------------------------------------------------ stochastic solvers' gap
 
-SGD = dict(solver="sgd", learning_rate="adaptive", learning_rate_init=0.1,
-           batch_size=32, tol=1e-8, n_iter_no_change=10, max_iter=500)
+SGD = dict(
+    solver="sgd",
+    learning_rate="adaptive",
+    learning_rate_init=0.1,
+    batch_size=32,
+    tol=1e-8,
+    n_iter_no_change=10,
+    max_iter=500,
+)
 # Adam has no schedule: a small enough step and enough epochs.
 ADAM = {
     "iris-std": dict(learning_rate_init=0.01, batch_size=32, max_iter=600),
@@ -302,17 +365,25 @@ def test_stochastic_solver_reaches_lbfgs_objective(name, solver):
     C = 1.0
     ref = LogisticRegression(C=C, **TIGHT).fit(X, y)
     J_opt = objective(ref.coef_, ref.intercept_, X, y, C)
-    params = SGD if solver == "sgd" else dict(
-        solver="adam", tol=0.0, n_iter_no_change=ADAM[name]["max_iter"],
-        **ADAM[name])
+    params = (
+        SGD
+        if solver == "sgd"
+        else dict(
+            solver="adam",
+            tol=0.0,
+            n_iter_no_change=ADAM[name]["max_iter"],
+            **ADAM[name],
+        )
+    )
     model = SoftmaxRegressionClassifier(C=C, random_state=0, **params).fit(X, y)
     # loss_curve_ is a per-epoch average of minibatch estimates: recompute J.
     J = objective(model.coef_, model.intercept_, X, y, C)
     gap = (J - J_opt) / J_opt
-    RESULTS.append({"case": f"{name} {solver}", "gap": gap,
-                    "n_iter": model.n_iter_})
-    print(f"\n[objective] {name} {solver}: J={J:.8f} J_lbfgs={J_opt:.8f} "
-          f"relative gap {gap:.2e} after {model.n_iter_} epochs")
+    RESULTS.append({"case": f"{name} {solver}", "gap": gap, "n_iter": model.n_iter_})
+    print(
+        f"\n[objective] {name} {solver}: J={J:.8f} J_lbfgs={J_opt:.8f} "
+        f"relative gap {gap:.2e} after {model.n_iter_} epochs"
+    )
     assert gap >= -1e-9, "lower than the L-BFGS optimum: J is not the same"
     assert gap <= 1e-3
 
@@ -320,8 +391,7 @@ def test_stochastic_solver_reaches_lbfgs_objective(name, solver):
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_same_random_state_same_stochastic_model(solver):
     X, y = dataset("iris-std")
-    params = dict(solver=solver, learning_rate_init=0.05, batch_size=16,
-                  max_iter=15)
+    params = dict(solver=solver, learning_rate_init=0.05, batch_size=16, max_iter=15)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         a = SoftmaxRegressionClassifier(random_state=7, **params).fit(X, y)

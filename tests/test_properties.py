@@ -18,12 +18,26 @@ from sklearn.exceptions import ConvergenceWarning
 from sksoftmax import SoftmaxRegressionClassifier
 from sksoftmax.functional import log_softmax, logsumexp, softmax
 
-_SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large,
-            HealthCheck.filter_too_much]
-settings.register_profile("ci", max_examples=50, deadline=None, derandomize=True,
-                          suppress_health_check=_SLOW_OK, print_blob=True)
-settings.register_profile("thorough", max_examples=500, deadline=None,
-                          suppress_health_check=_SLOW_OK, print_blob=True)
+_SLOW_OK = [
+    HealthCheck.too_slow,
+    HealthCheck.data_too_large,
+    HealthCheck.filter_too_much,
+]
+settings.register_profile(
+    "ci",
+    max_examples=50,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=_SLOW_OK,
+    print_blob=True,
+)
+settings.register_profile(
+    "thorough",
+    max_examples=500,
+    deadline=None,
+    suppress_health_check=_SLOW_OK,
+    print_blob=True,
+)
 settings.load_profile(os.environ.get("SKSOFTMAX_HYPOTHESIS_PROFILE", "ci"))
 
 SOLVERS = ["lbfgs", "sgd", "adam"]
@@ -48,8 +62,9 @@ def _labels(codes, kind, n_classes):
 
 
 @st.composite
-def datasets(draw, dtypes=(np.float64, np.float32), weights=True, min_samples=2,
-             max_classes=5):
+def datasets(
+    draw, dtypes=(np.float64, np.float32), weights=True, min_samples=2, max_classes=5
+):
     """(X, y, sample_weight): X on a 0.01 grid in [-3, 3], every class present."""
     n_classes = draw(st.integers(2, max_classes))
     n = draw(st.integers(max(n_classes, min_samples), 40))
@@ -70,8 +85,12 @@ def datasets(draw, dtypes=(np.float64, np.float32), weights=True, min_samples=2,
 
 def _estimator(solver, **params):
     if solver != "lbfgs":
-        params = {"learning_rate_init": 0.05, "max_iter": 20, "random_state": 0,
-                  **params}
+        params = {
+            "learning_rate_init": 0.05,
+            "max_iter": 20,
+            "random_state": 0,
+            **params,
+        }
     return SoftmaxRegressionClassifier(solver=solver, **params)
 
 
@@ -157,8 +176,9 @@ def test_softmax_ignores_a_row_constant_exactly(case):
     assert_array_equal(log_softmax(shifted, axis=1), log_softmax(logits, axis=1))
     expected = logsumexp(logits, axis=1)
     expected[row] += c
-    assert_allclose(logsumexp(shifted, axis=1), expected,
-                    rtol=4 * np.finfo(logits.dtype).eps)
+    assert_allclose(
+        logsumexp(shifted, axis=1), expected, rtol=4 * np.finfo(logits.dtype).eps
+    )
 
 
 @given(case=logits_and_shift(integer=False))
@@ -198,8 +218,11 @@ def _assert_same_optimum(a, b, X):
     assert_allclose(a.intercept_, b.intercept_, rtol=0, atol=1e-3 * scale)
 
 
-@given(data=datasets(dtypes=(np.float64,)), C=st.floats(0.1, 10),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    data=datasets(dtypes=(np.float64,)),
+    C=st.floats(0.1, 10),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_lbfgs_is_invariant_to_row_order(data, C, seed):
     X, y, sw = data
     perm = np.random.default_rng(seed).permutation(len(X))
@@ -209,9 +232,12 @@ def test_lbfgs_is_invariant_to_row_order(data, C, seed):
     _assert_same_optimum(a, b, X)
 
 
-@given(data=datasets(dtypes=(np.float64,), weights=False),
-       solver=st.sampled_from(SOLVERS), seed=st.integers(0, 2**32 - 1),
-       as_strings=st.booleans())
+@given(
+    data=datasets(dtypes=(np.float64,), weights=False),
+    solver=st.sampled_from(SOLVERS),
+    seed=st.integers(0, 2**32 - 1),
+    as_strings=st.booleans(),
+)
 def test_relabelling_classes_permutes_outputs(data, solver, seed, as_strings):
     X, y, _ = data
     classes = np.unique(y)
@@ -248,8 +274,12 @@ def _objective(est, X, y, sw, C):
 def test_float32_and_float64_fits_agree(data, C):
     X, y, sw = data
     est64 = _fit(_tight(C=C), X, y, sw)
-    est32 = _fit(SoftmaxRegressionClassifier(C=C, tol=1e-6, max_iter=1000),
-                 X.astype(np.float32), y, sw)
+    est32 = _fit(
+        SoftmaxRegressionClassifier(C=C, tol=1e-6, max_iter=1000),
+        X.astype(np.float32),
+        y,
+        sw,
+    )
     assert est32.coef_.dtype == np.float32
     diff = np.abs(est32.predict_proba(X.astype(np.float32)) - est64.predict_proba(X))
     # Within 1e-3 on average; single entries at worst a few 1e-3: L-BFGS on a
@@ -268,8 +298,11 @@ def test_float32_and_float64_fits_agree(data, C):
     assert J32 - J64 <= 2e-4 * J64
 
 
-@given(data=datasets(dtypes=(np.float64,), weights=False), C=st.floats(0.1, 10),
-       counts=st.lists(st.integers(0, 4), min_size=40, max_size=40))
+@given(
+    data=datasets(dtypes=(np.float64,), weights=False),
+    C=st.floats(0.1, 10),
+    counts=st.lists(st.integers(0, 4), min_size=40, max_size=40),
+)
 def test_integer_weight_equals_repeating_rows(data, C, counts):
     X, y, _ = data
     k = np.array(counts[: len(X)])
@@ -297,8 +330,7 @@ def valid_params(draw):
         "class_weight": draw(st.sampled_from([None, "balanced", "dict"])),
         "label_smoothing": draw(st.sampled_from([0.0, 0.1, 0.5, 0.99])),
         "batch_size": draw(st.one_of(st.just("auto"), st.integers(1, 50))),
-        "learning_rate": draw(st.sampled_from(["constant", "invscaling",
-                                               "adaptive"])),
+        "learning_rate": draw(st.sampled_from(["constant", "invscaling", "adaptive"])),
         "learning_rate_init": draw(st.floats(1e-5, 0.1)),
         "power_t": draw(st.floats(0, 2)),
         "momentum": draw(st.floats(0, 1)),
@@ -341,8 +373,10 @@ def test_any_valid_parameters_fit_a_small_data_set(data, params):
 
 
 def test_profiles_are_registered():
-    assert settings.get_profile("ci").max_examples < \
-        settings.get_profile("thorough").max_examples
+    assert (
+        settings.get_profile("ci").max_examples
+        < settings.get_profile("thorough").max_examples
+    )
     expected = os.environ.get("SKSOFTMAX_HYPOTHESIS_PROFILE", "ci")
     assert settings().max_examples == settings.get_profile(expected).max_examples
 

@@ -26,8 +26,13 @@ Y = (X[:, 0] + X[:, 1] > 0).astype(int) + 2 * (X[:, 2] > 0.5)  # 4 classes
 def _params(solver, **extra):
     if solver == "lbfgs":
         return {"solver": solver, **extra}
-    return {"solver": solver, "learning_rate_init": 0.05, "max_iter": 20,
-            "random_state": 0, **extra}
+    return {
+        "solver": solver,
+        "learning_rate_init": 0.05,
+        "max_iter": 20,
+        "random_state": 0,
+        **extra,
+    }
 
 
 def _fit_quietly(est, *args, **kwargs):
@@ -78,8 +83,9 @@ def _fitted_arrays(est):
 def fitted(request):
     """A model fitted on a 4-column DataFrame, with an unarmed callback."""
     frame = pd.DataFrame(X, columns=list("abcd"))
-    est = SoftmaxRegressionClassifier(**_params(request.param),
-                                      callback=ArmedCallback())
+    est = SoftmaxRegressionClassifier(
+        **_params(request.param), callback=ArmedCallback()
+    )
     return _fit_quietly(est, frame, Y)
 
 
@@ -113,11 +119,13 @@ def test_solver_exception_keeps_model(fitted, monkeypatch):
         def solver(*args, **kwargs):
             original(*args, **kwargs)
             raise RuntimeError("solver crashed")
+
         return solver
 
     for name in ("minimize_lbfgs", "run_minibatch_epochs"):
-        monkeypatch.setattr(classifier_module, name,
-                            crash_after(getattr(classifier_module, name)))
+        monkeypatch.setattr(
+            classifier_module, name, crash_after(getattr(classifier_module, name))
+        )
     snap, arrays = _snapshot(fitted), _fitted_arrays(fitted)
     with pytest.raises(RuntimeError, match="solver crashed"):
         _fit_quietly(fitted, X[:40, :3], Y[:40])
@@ -145,9 +153,13 @@ def test_diverging_sgd_raises_and_keeps_model():
     new = {"C": 1e-8, "learning_rate_init": 10.0, "batch_size": 1}
     est.set_params(**new)
     snap = (pickle.dumps({**pickle.loads(snap[0]), **new}), snap[1])
-    with np.errstate(all="ignore"), pytest.raises(
-            FloatingPointError, match="non-finite coefficients; the previous model "
-            "is kept"):
+    with (
+        np.errstate(all="ignore"),
+        pytest.raises(
+            FloatingPointError,
+            match="non-finite coefficients; the previous model is kept",
+        ),
+    ):
         _fit_quietly(est, X, Y)
     _assert_unchanged(est, snap, arrays)
 
@@ -155,10 +167,13 @@ def test_diverging_sgd_raises_and_keeps_model():
 def test_diverging_sgd_with_finite_parameters_warns():
     # Growth stops by "no improvement" after a dozen epochs, with huge but
     # finite parameters: that must not pass silently as converged.
-    est = SoftmaxRegressionClassifier(solver="sgd", C=1e-8, learning_rate_init=10.0,
-                                      max_iter=50, random_state=0)
-    with np.errstate(all="ignore"), pytest.warns(
-            ConvergenceWarning, match="Stochastic optimizer diverged"):
+    est = SoftmaxRegressionClassifier(
+        solver="sgd", C=1e-8, learning_rate_init=10.0, max_iter=50, random_state=0
+    )
+    with (
+        np.errstate(all="ignore"),
+        pytest.warns(ConvergenceWarning, match="Stochastic optimizer diverged"),
+    ):
         est.fit(X, Y)
     assert est.n_iter_ < 50
     assert est.loss_curve_[-1] > 1e6 * est.loss_curve_[0]
@@ -188,7 +203,8 @@ def test_interrupted_partial_fit_changes_nothing(solver):
     # exactly what it would have given without the interrupted call.
     def make():
         return SoftmaxRegressionClassifier(**_params(solver)).partial_fit(
-            X[:30], Y[:30], classes=np.unique(Y))
+            X[:30], Y[:30], classes=np.unique(Y)
+        )
 
     reference = make().partial_fit(X[30:], Y[30:])
     est = make()
@@ -219,8 +235,11 @@ def _sha(path):
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_read_only_memmap_inputs(tmp_path, solver, dtype):
     paths = {}
-    for name, a in {"X": X.astype(dtype), "sw": np.linspace(0.5, 2, len(X)),
-                    "soft": np.eye(4)[Y] * 0.9 + 0.025}.items():
+    for name, a in {
+        "X": X.astype(dtype),
+        "sw": np.linspace(0.5, 2, len(X)),
+        "soft": np.eye(4)[Y] * 0.9 + 0.025,
+    }.items():
         paths[name] = tmp_path / f"{name}.npy"
         np.save(paths[name], a)
     digests = {name: _sha(p) for name, p in paths.items()}
@@ -230,14 +249,20 @@ def test_read_only_memmap_inputs(tmp_path, solver, dtype):
     assert not Xm.flags.writeable
 
     params = _params(solver, early_stopping=solver != "lbfgs")
-    on_map = _fit_quietly(SoftmaxRegressionClassifier(**params), Xm, Y,
-                          sample_weight=sw)
-    in_memory = _fit_quietly(SoftmaxRegressionClassifier(**params), np.array(Xm), Y,
-                             sample_weight=np.array(sw))
+    on_map = _fit_quietly(
+        SoftmaxRegressionClassifier(**params), Xm, Y, sample_weight=sw
+    )
+    in_memory = _fit_quietly(
+        SoftmaxRegressionClassifier(**params),
+        np.array(Xm),
+        Y,
+        sample_weight=np.array(sw),
+    )
     assert_array_equal(on_map.coef_, in_memory.coef_)
     assert on_map.coef_.dtype == dtype
-    assert_array_equal(on_map.predict_proba(Xm),
-                       in_memory.predict_proba(X.astype(dtype)))
+    assert_array_equal(
+        on_map.predict_proba(Xm), in_memory.predict_proba(X.astype(dtype))
+    )
     on_soft = _fit_quietly(SoftmaxRegressionClassifier(**_params(solver)), Xm, soft)
     assert np.all(np.isfinite(on_soft.coef_))
     assert {name: _sha(p) for name, p in paths.items()} == digests
@@ -256,8 +281,9 @@ def _thread_jobs():
 
 def test_fits_in_threads_equal_sequential_fits():
     jobs = _thread_jobs()
-    sequential = [_fit_quietly(SoftmaxRegressionClassifier(**p), Xj, yj)
-                  for p, Xj, yj in jobs]
+    sequential = [
+        _fit_quietly(SoftmaxRegressionClassifier(**p), Xj, yj) for p, Xj, yj in jobs
+    ]
     # A barrier in the callback keeps every fit mid-training at the same time.
     barrier = threading.Barrier(len(jobs), timeout=60)
 
@@ -288,9 +314,11 @@ def test_fits_in_threads_equal_sequential_fits():
 @pytest.mark.parametrize("early_stopping", [False, True])
 def test_same_random_state_gives_bit_identical_models(solver, dtype, early_stopping):
     def fit(seed):
-        est = SoftmaxRegressionClassifier(**_params(
-            solver, random_state=seed, early_stopping=early_stopping,
-            batch_size=16))
+        est = SoftmaxRegressionClassifier(
+            **_params(
+                solver, random_state=seed, early_stopping=early_stopping, batch_size=16
+            )
+        )
         return _fit_quietly(est, X.astype(dtype), Y)
 
     a, b, other = fit(0), fit(0), fit(1)
@@ -307,8 +335,9 @@ def test_same_random_state_gives_identical_partial_fit_streams(solver):
     def stream():
         est = SoftmaxRegressionClassifier(**_params(solver, batch_size=8))
         for start in range(0, len(X), 20):
-            est.partial_fit(X[start:start + 20], Y[start:start + 20],
-                            classes=np.unique(Y))
+            est.partial_fit(
+                X[start : start + 20], Y[start : start + 20], classes=np.unique(Y)
+            )
         return est
 
     a, b = stream(), stream()
@@ -323,13 +352,20 @@ def test_same_random_state_gives_identical_partial_fit_streams(solver):
 @pytest.mark.parametrize("labels", ["binary", "strings", "ints"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_pickle_round_trip_predicts_identically(solver, labels, dtype):
-    y = {"binary": Y % 2, "strings": np.array(["w", "x", "y", "z"])[Y],
-         "ints": Y * 10 - 5}[labels]
+    y = {
+        "binary": Y % 2,
+        "strings": np.array(["w", "x", "y", "z"])[Y],
+        "ints": Y * 10 - 5,
+    }[labels]
     Xd = X.astype(dtype)
     est = _fit_quietly(SoftmaxRegressionClassifier(**_params(solver)), Xd, y)
     loaded = pickle.loads(pickle.dumps(est))
-    for method in ("predict", "predict_proba", "predict_log_proba",
-                   "decision_function"):
+    for method in (
+        "predict",
+        "predict_proba",
+        "predict_log_proba",
+        "decision_function",
+    ):
         expected = getattr(est, method)(Xd)
         got = getattr(loaded, method)(Xd)
         assert_array_equal(got, expected)

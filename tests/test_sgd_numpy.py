@@ -11,14 +11,18 @@ from sksoftmax._solvers import MinibatchOptimizer
 array_api_strict = pytest.importorskip("array_api_strict")
 
 
-@pytest.mark.parametrize("solver, kwargs", [
-    ("sgd", dict(momentum=0.9, nesterovs_momentum=True)),
-    ("sgd", dict(momentum=0.9, nesterovs_momentum=False)),
-    ("sgd", dict(momentum=0.0)),
-    ("adam", dict()),
-    ("sgd", dict(momentum=0.9, nesterovs_momentum=True, l1=0.3)),
-    ("adam", dict(l1=0.3)),
-], ids=["nesterov", "momentum", "plain", "adam", "nesterov-l1", "adam-l1"])
+@pytest.mark.parametrize(
+    "solver, kwargs",
+    [
+        ("sgd", dict(momentum=0.9, nesterovs_momentum=True)),
+        ("sgd", dict(momentum=0.9, nesterovs_momentum=False)),
+        ("sgd", dict(momentum=0.0)),
+        ("adam", dict()),
+        ("sgd", dict(momentum=0.9, nesterovs_momentum=True, l1=0.3)),
+        ("adam", dict(l1=0.3)),
+    ],
+    ids=["nesterov", "momentum", "plain", "adam", "nesterov-l1", "adam-l1"],
+)
 def test_in_place_update_matches_generic(rng, solver, kwargs):
     xps = array_api_strict
     params = [rng.standard_normal((3, 4)), rng.standard_normal(3)]
@@ -38,8 +42,9 @@ def test_in_place_update_matches_generic(rng, solver, kwargs):
 def test_partial_fit_does_not_mutate_previous_state(rng, solver):
     X = rng.standard_normal((60, 3))
     y = rng.integers(0, 3, 60)
-    clf = SoftmaxRegressionClassifier(solver=solver, learning_rate_init=0.05,
-                                      random_state=0)
+    clf = SoftmaxRegressionClassifier(
+        solver=solver, learning_rate_init=0.05, random_state=0
+    )
     clf.partial_fit(X, y, classes=[0, 1, 2])
     state = clf._optimizer_state
     moments = state["moments"]
@@ -62,13 +67,24 @@ def test_early_stopping_restores_a_copy_of_the_best_parameters(rng):
         scores.append(info["validation_score"])
 
     clf = SoftmaxRegressionClassifier(
-        solver="sgd", learning_rate_init=0.5, early_stopping=True,
-        n_iter_no_change=3, max_iter=30, random_state=0, verbose=0,
-        callback=record).fit(X, y)
+        solver="sgd",
+        learning_rate_init=0.5,
+        early_stopping=True,
+        n_iter_no_change=3,
+        max_iter=30,
+        random_state=0,
+        verbose=0,
+        callback=record,
+    ).fit(X, y)
     best = int(np.argmax(scores))
     # Refit for exactly the best number of epochs: the same parameters.
     again = SoftmaxRegressionClassifier(
-        solver="sgd", learning_rate_init=0.5, early_stopping=True,
-        n_iter_no_change=1000, max_iter=best + 1, random_state=0).fit(X, y)
+        solver="sgd",
+        learning_rate_init=0.5,
+        early_stopping=True,
+        n_iter_no_change=1000,
+        max_iter=best + 1,
+        random_state=0,
+    ).fit(X, y)
     assert_allclose(clf.coef_, again.coef_)
     assert_allclose(clf.intercept_, again.intercept_)

@@ -16,9 +16,15 @@ TIGHT = dict(tol=1e-10, max_iter=10_000)
 
 
 def _data(n_classes, n_samples=300, seed=0):
-    X, y = make_classification(n_samples=n_samples, n_features=6, n_informative=4,
-                               n_redundant=0, n_classes=n_classes, flip_y=0.1,
-                               random_state=seed)
+    X, y = make_classification(
+        n_samples=n_samples,
+        n_features=6,
+        n_informative=4,
+        n_redundant=0,
+        n_classes=n_classes,
+        flip_y=0.1,
+        random_state=seed,
+    )
     return StandardScaler().fit_transform(X), y
 
 
@@ -32,9 +38,11 @@ def _soft(y, n_classes, seed=0):
 @pytest.mark.parametrize("n_classes", [2, 3], ids=["binary", "multiclass"])
 @pytest.mark.parametrize(
     "params",
-    [dict(TIGHT), dict(solver="sgd", learning_rate_init=0.05, max_iter=20,
-                       random_state=0),
-     dict(solver="adam", learning_rate_init=0.01, max_iter=20, random_state=0)],
+    [
+        dict(TIGHT),
+        dict(solver="sgd", learning_rate_init=0.05, max_iter=20, random_state=0),
+        dict(solver="adam", learning_rate_init=0.01, max_iter=20, random_state=0),
+    ],
     ids=["lbfgs", "sgd", "adam"],
 )
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -55,14 +63,18 @@ def test_soft_labels_equal_duplicated_samples_weighted_by_Y(n_classes, weighted)
     # to S, so both problems have the same objective and optimum.
     X, y = _data(n_classes)
     Y = _soft(y, n_classes)
-    sw = np.random.default_rng(1).uniform(0.5, 2.0, size=len(y)) if weighted \
+    sw = (
+        np.random.default_rng(1).uniform(0.5, 2.0, size=len(y))
+        if weighted
         else np.ones(len(y))
+    )
     X_dup = np.repeat(X, n_classes, axis=0)
     y_dup = np.tile(np.arange(n_classes), X.shape[0])
     w_dup = (Y * sw[:, None]).ravel()
     direct = SoftmaxRegressionClassifier(C=0.5, **TIGHT).fit(X, Y, sample_weight=sw)
-    dup = SoftmaxRegressionClassifier(C=0.5, **TIGHT).fit(X_dup, y_dup,
-                                                          sample_weight=w_dup)
+    dup = SoftmaxRegressionClassifier(C=0.5, **TIGHT).fit(
+        X_dup, y_dup, sample_weight=w_dup
+    )
     assert_allclose(direct.coef_, dup.coef_, rtol=1e-6, atol=1e-8)
     assert_allclose(direct.intercept_, dup.intercept_, rtol=1e-6, atol=1e-8)
 
@@ -114,12 +126,12 @@ def test_label_smoothing_loss_matches_the_formula(n_classes, soft, rng):
     loss = LinearSoftmaxLoss(n_classes, d, alpha=0.3, label_smoothing=eps)
     coef = rng.standard_normal(loss.n_params)
     W, b = loss.unpack(coef)
-    O = X @ W.T + b
+    logits = X @ W.T + b
     if n_classes == 2:
-        O = np.column_stack([np.zeros(n), O])
-    expected = -np.mean(np.sum(T * sp_log_softmax(O, axis=1), axis=1))
+        logits = np.column_stack([np.zeros(n), logits])
+    expected = -np.mean(np.sum(T * sp_log_softmax(logits, axis=1), axis=1))
     expected += 0.15 * np.sum(W**2)
-    G = (sp_softmax(O, axis=1) - T) / n
+    G = (sp_softmax(logits, axis=1) - T) / n
     if n_classes == 2:
         G = G[:, 1:]
     expected_grad = np.concatenate([(G.T @ X + 0.3 * W).ravel(), G.sum(axis=0)])
@@ -132,12 +144,14 @@ def test_label_smoothing_loss_matches_the_formula(n_classes, soft, rng):
 def test_label_smoothing_matches_torch_cross_entropy(soft, rng):
     torch = pytest.importorskip("torch")
     eps, n, K = 0.15, 50, 4
-    O = rng.standard_normal((n, K)) * 3
+    logits = rng.standard_normal((n, K)) * 3
     y = rng.integers(0, K, size=n)
     target = _soft(y, K) if soft else y
-    ours, _ = softmax_cross_entropy(O.copy(), target, label_smoothing=eps)
+    ours, _ = softmax_cross_entropy(logits.copy(), target, label_smoothing=eps)
     ref = torch.nn.functional.cross_entropy(
-        torch.from_numpy(O), torch.from_numpy(target), label_smoothing=eps,
+        torch.from_numpy(logits),
+        torch.from_numpy(target),
+        label_smoothing=eps,
         reduction="sum",
     )
     assert_allclose(float(ours), float(ref), rtol=1e-12)

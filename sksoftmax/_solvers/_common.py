@@ -45,14 +45,21 @@ class TrainingMonitor:
         self.iteration += 1
         objective = float(objective)
         self.loss_curve.append(objective)
-        info = {"iteration": self.iteration, "objective": objective,
-                "elapsed": self.elapsed, **extra}
+        info = {
+            "iteration": self.iteration,
+            "objective": objective,
+            "elapsed": self.elapsed,
+            **extra,
+        }
         if self.verbose:
-            line = (f"Iteration {self.iteration}, objective = {objective:.8f}, "
-                    f"elapsed = {info['elapsed']:.2f}s")
+            line = (
+                f"Iteration {self.iteration}, objective = {objective:.8f}, "
+                f"elapsed = {info['elapsed']:.2f}s"
+            )
             if self.verbose > 1:
-                line += "".join(f", {k} = {v:.6g}" for k, v in extra.items()
-                                if isinstance(v, float))
+                line += "".join(
+                    f", {k} = {v:.6g}" for k, v in extra.items() if isinstance(v, float)
+                )
             print(line)
         if self.callback is not None:
             return bool(self.callback(self.estimator, info))

@@ -8,8 +8,9 @@ from .._penalty import SplitL1Problem
 from ._common import SolverResult
 
 
-def minimize_lbfgs(loss, coef0, X, target, sample_weight, *, max_iter, tol,
-                   monitor, l1=0.0):
+def minimize_lbfgs(
+    loss, coef0, X, target, sample_weight, *, max_iter, tol, monitor, l1=0.0
+):
     """Minimize ``loss`` from the flat float64 NumPy vector ``coef0``.
 
     Uses scikit-learn's LogisticRegression settings (``gtol=tol``,

@@ -32,9 +32,21 @@ class MinibatchOptimizer:
     gives exact zeros.
     """
 
-    def __init__(self, solver, *, learning_rate_init, learning_rate="constant",
-                 power_t=0.5, momentum=0.9, nesterovs_momentum=True, beta_1=0.9,
-                 beta_2=0.999, epsilon=1e-8, state=None, l1=0.0):
+    def __init__(
+        self,
+        solver,
+        *,
+        learning_rate_init,
+        learning_rate="constant",
+        power_t=0.5,
+        momentum=0.9,
+        nesterovs_momentum=True,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-8,
+        state=None,
+        l1=0.0,
+    ):
         self.solver = solver
         self.learning_rate_init = learning_rate_init
         self.schedule = learning_rate
@@ -43,9 +55,16 @@ class MinibatchOptimizer:
         self.nesterov = nesterovs_momentum
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
         self.l1 = l1
-        self.state = dict(state) if state is not None else {
-            "lr": learning_rate_init, "t": 0, "moments": None, "samples_seen": 0,
-        }
+        self.state = (
+            dict(state)
+            if state is not None
+            else {
+                "lr": learning_rate_init,
+                "t": 0,
+                "moments": None,
+                "samples_seen": 0,
+            }
+        )
         self._owns_moments = state is None
 
     @property
@@ -64,14 +83,19 @@ class MinibatchOptimizer:
         """
         st = self.state
         if st["moments"] is None:
-            st["moments"] = (self._zeros(params, xp) if self.solver == "sgd"
-                             else (self._zeros(params, xp), self._zeros(params, xp)))
+            st["moments"] = (
+                self._zeros(params, xp)
+                if self.solver == "sgd"
+                else (self._zeros(params, xp), self._zeros(params, xp))
+            )
         elif not self._owns_moments and is_numpy_namespace(xp):
             # Moments handed in by partial_fit: copy before writing in place,
             # so that the estimator's stored state changes only on success.
             st["moments"] = (
-                [v.copy() for v in st["moments"]] if self.solver == "sgd"
-                else tuple([m.copy() for m in ms] for ms in st["moments"]))
+                [v.copy() for v in st["moments"]]
+                if self.solver == "sgd"
+                else tuple([m.copy() for m in ms] for ms in st["moments"])
+            )
         self._owns_moments = True
         if is_numpy_namespace(xp):
             self._update_in_place(params, grads)
@@ -80,19 +104,31 @@ class MinibatchOptimizer:
             return params
         if self.solver == "sgd":
             lr, mu = st["lr"], self.momentum
-            vel = [mu * v - lr * g for v, g in zip(st["moments"], grads)]
+            vel = [mu * v - lr * g for v, g in zip(st["moments"], grads, strict=False)]
             st["moments"] = vel
-            steps = ([mu * v - lr * g for v, g in zip(vel, grads)]
-                     if self.nesterov and mu else vel)
+            steps = (
+                [mu * v - lr * g for v, g in zip(vel, grads, strict=False)]
+                if self.nesterov and mu
+                else vel
+            )
         else:
             st["t"] += 1
             b1, b2, t = self.beta_1, self.beta_2, st["t"]
-            ms = [b1 * m + (1 - b1) * g for m, g in zip(st["moments"][0], grads)]
-            vs = [b2 * v + (1 - b2) * (g * g) for v, g in zip(st["moments"][1], grads)]
+            ms = [
+                b1 * m + (1 - b1) * g
+                for m, g in zip(st["moments"][0], grads, strict=False)
+            ]
+            vs = [
+                b2 * v + (1 - b2) * (g * g)
+                for v, g in zip(st["moments"][1], grads, strict=False)
+            ]
             st["moments"] = (ms, vs)
             lr = self.learning_rate_init * math.sqrt(1 - b2**t) / (1 - b1**t)
-            steps = [-lr * m / (xp.sqrt(v) + self.epsilon) for m, v in zip(ms, vs)]
-        new = [p + s for p, s in zip(params, steps)]
+            steps = [
+                -lr * m / (xp.sqrt(v) + self.epsilon)
+                for m, v in zip(ms, vs, strict=False)
+            ]
+        new = [p + s for p, s in zip(params, steps, strict=False)]
         if self.l1:
             new[0] = self._prox(new[0], xp)
         return new
@@ -114,8 +150,7 @@ class MinibatchOptimizer:
         # scaling applied to the L1 subgradient gives a per-coordinate threshold.
         v = st["moments"][1][0]
         scale = self.learning_rate_init * math.sqrt(1 - self.beta_2 ** st["t"])
-        return soft_threshold(W_new, scale * self.l1 / (xp.sqrt(v) + self.epsilon),
-                              xp)
+        return soft_threshold(W_new, scale * self.l1 / (xp.sqrt(v) + self.epsilon), xp)
 
     def penalty(self, W, xp):
         """``l1 * ||W||_1``, the part of J the loss does not see."""
@@ -156,7 +191,9 @@ class MinibatchOptimizer:
         st = self.state
         st["samples_seen"] += n_samples
         if self.solver == "sgd" and self.schedule == "invscaling":
-            st["lr"] = self.learning_rate_init / (st["samples_seen"] + 1) ** self.power_t
+            st["lr"] = (
+                self.learning_rate_init / (st["samples_seen"] + 1) ** self.power_t
+            )
 
     def should_stop(self):
         """No improvement for long enough: stop, or (``adaptive``) divide the
@@ -183,18 +220,33 @@ def _batches(n, batch_size, rng, shuffle, like, xp):
 
 def validation_score(loss, W, b, X, target, xp):
     """Accuracy for class codes; minus the mean cross-entropy for soft labels."""
-    O = loss.logits(X, W, b, xp=xp)
+    logits = loss.logits(X, W, b, xp=xp)
     if target.ndim == 1:
-        hits = xp.argmax(O, axis=1) == xp.astype(target, xp.int64)
-        return float(xp.mean(xp.astype(hits, O.dtype)))
-    lse = xp.log(xp.sum(xp.exp(O - xp.max(O, axis=1, keepdims=True)), axis=1))
-    lse = lse + xp.max(O, axis=1)
-    return -float(xp.mean(lse - xp.sum(target * O, axis=1)))
+        hits = xp.argmax(logits, axis=1) == xp.astype(target, xp.int64)
+        return float(xp.mean(xp.astype(hits, logits.dtype)))
+    lse = xp.log(xp.sum(xp.exp(logits - xp.max(logits, axis=1, keepdims=True)), axis=1))
+    lse = lse + xp.max(logits, axis=1)
+    return -float(xp.mean(lse - xp.sum(target * logits, axis=1)))
 
 
-def run_minibatch_epochs(loss, X, target, sample_weight, W, b, *, optimizer,
-                         batch_size, max_iter, shuffle, rng, tol, n_iter_no_change,
-                         monitor, validation=None):
+def run_minibatch_epochs(
+    loss,
+    X,
+    target,
+    sample_weight,
+    W,
+    b,
+    *,
+    optimizer,
+    batch_size,
+    max_iter,
+    shuffle,
+    rng,
+    tol,
+    n_iter_no_change,
+    monitor,
+    validation=None,
+):
     """Run up to ``max_iter`` epochs; stop early as MLPClassifier does.
 
     ``validation`` is None or ``(X_val, target_val)``: then the score on it
@@ -212,16 +264,20 @@ def run_minibatch_epochs(loss, X, target, sample_weight, W, b, *, optimizer,
     # copied whole; the update works in place, so the best parameters are
     # kept as copies).
     numpy_dense = is_numpy_namespace(xp) and not is_sparse(X)
-    Xbuf = (np.empty((min(batch_size, n), X.shape[1]), dtype=X.dtype)
-            if numpy_dense else None)
+    Xbuf = (
+        np.empty((min(batch_size, n), X.shape[1]), dtype=X.dtype)
+        if numpy_dense
+        else None
+    )
     for _ in range(max_iter):
         epoch_sum = 0.0
         for idx in _batches(n, batch_size, rng, shuffle, X, xp):
             Xb = take_rows(X, idx, xp, out=Xbuf)
             tb = take_rows(target, idx, xp)
             wb = None if sample_weight is None else take_rows(sample_weight, idx, xp)
-            Jb, gW, gb = loss.loss_gradient_arrays(params[0], params[-1] if b is not None
-                                                   else None, Xb, tb, wb, xp=xp)
+            Jb, gW, gb = loss.loss_gradient_arrays(
+                params[0], params[-1] if b is not None else None, Xb, tb, wb, xp=xp
+            )
             Sb = Xb.shape[0] if wb is None else xp.sum(wb)
             epoch_sum = epoch_sum + Jb * Sb
             params = optimizer.update(params, [gW] if b is None else [gW, gb], xp)
@@ -230,15 +286,17 @@ def run_minibatch_epochs(loss, X, target, sample_weight, W, b, *, optimizer,
         objective = float(epoch_sum) / S + optimizer.penalty(params[0], xp)
         extra = {"learning_rate": float(optimizer.learning_rate)}
         if validation is not None:
-            score = validation_score(loss, params[0], params[-1] if b is not None
-                                     else None, *validation, xp)
+            score = validation_score(
+                loss, params[0], params[-1] if b is not None else None, *validation, xp
+            )
             scores.append(score)
             extra["validation_score"] = score
             improved = score >= best_score + tol
             if score > best_score:
                 best_score = score
-                best_params = ([np.copy(p) for p in params] if is_numpy_namespace(xp)
-                               else params)
+                best_params = (
+                    [np.copy(p) for p in params] if is_numpy_namespace(xp) else params
+                )
             rule.loss_improved(objective)
         else:
             improved = rule.loss_improved(objective)
@@ -251,8 +309,13 @@ def run_minibatch_epochs(loss, X, target, sample_weight, W, b, *, optimizer,
             break
     final = best_params if validation is not None else params
     return SolverResult(
-        W=final[0], b=final[1] if b is not None else None, n_iter=epochs,
-        loss_curve=monitor.loss_curve, converged=converged or stopped,
-        stopped_by_callback=stopped, validation_scores=scores, best_loss=rule.best_loss,
+        W=final[0],
+        b=final[1] if b is not None else None,
+        n_iter=epochs,
+        loss_curve=monitor.loss_curve,
+        converged=converged or stopped,
+        stopped_by_callback=stopped,
+        validation_scores=scores,
+        best_loss=rule.best_loss,
         state=optimizer.state,
     )
