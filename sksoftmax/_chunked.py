@@ -81,6 +81,12 @@ def chunk_pass(
 def make_optimizer(estimator, state=None):
     """The estimator's :class:`MinibatchOptimizer`, resuming ``state``."""
     est = estimator
+    if est.learning_rate_init == "auto":
+        raise NotImplementedError(
+            "learning_rate_init='auto' (the default) is not available yet for "
+            "Dask and memmap input; pass a number, e.g. learning_rate_init=0.01 "
+            "for standardized features."
+        )
     return MinibatchOptimizer(
         est.solver,
         learning_rate_init=est.learning_rate_init,

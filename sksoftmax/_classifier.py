@@ -14,7 +14,7 @@ from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state, compute_class_weight
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
@@ -42,6 +42,7 @@ from ._chunked import fit_memmap, memmap_block_rows
 from ._dask import fit_dask, is_dask_collection, partial_fit_dask
 from ._functional import log_softmax, softmax
 from ._loss import LinearSoftmaxLoss
+from ._precondition import MinibatchSetup, fit_preconditioner
 from ._solvers import (
     MinibatchOptimizer,
     TrainingMonitor,
@@ -103,8 +104,15 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         Minibatch size for SGD/Adam; ``"auto"`` is ``min(200, n_samples)``.
     learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
         Learning rate schedule of SGD, as in MLPClassifier.
-    learning_rate_init : float > 0, default=0.001
-        Initial step size of SGD and Adam.
+    learning_rate_init : float > 0 or "auto", default="auto"
+        Initial step size of SGD and Adam. ``"auto"`` derives it from the
+        data: for SGD, ``(1 - momentum) / L_B`` with ``L_B`` a bound on the
+        smoothness of a minibatch's objective in the preconditioned variables
+        (half the top eigenvalue of the features' second moment plus one for
+        the intercept, moving toward half the largest squared row norm as
+        the batch shrinks, plus the L2 term); for Adam, 0.01 in the
+        preconditioned (standardized) variables. ``partial_fit`` fixes it on
+        its first call.
     power_t : float >= 0, default=0.5
         Exponent of the ``invscaling`` schedule.
     momentum : float in [0, 1], default=0.9
@@ -119,11 +127,14 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         Shuffle the samples every epoch (SGD/Adam).
     early_stopping : bool, default=False
         SGD/Adam: hold out ``validation_fraction`` of the data (stratified),
-        stop when its score stops improving and restore the best parameters.
+        stop when its score stops improving and restore the best parameters
+        (the iterate of the best epoch, not averaged). Not for
+        ``partial_fit``, which raises, as MLPClassifier's does.
     validation_fraction : float in (0, 1), default=0.1
         Share of the training data held out for early stopping.
-    n_iter_no_change : int >= 1, default=10
-        SGD/Adam: epochs without an improvement of ``tol`` before stopping.
+    n_iter_no_change : int >= 1 or np.inf, default=10
+        SGD/Adam: epochs without an improvement of ``tol`` before stopping;
+        ``np.inf`` runs all ``max_iter`` epochs.
     random_state : int, RandomState instance or None, default=None
         Seeds the shuffling and the validation split.
     warm_start : bool, default=False
@@ -143,6 +154,26 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         the parameters and gradient per evaluation). Fitted attributes and
         outputs always come back in the namespace and device of the input, so
         a model fitted from NumPy pickles and predicts without a GPU.
+    precondition : bool, default=True
+        Let the solvers work in scaled variables: each weight times its
+        feature's standard deviation (root mean square for sparse input or
+        without an intercept) and, for dense input with an intercept, the
+        intercept absorbing ``W @ mean``, so that every feature looks
+        standardized to the solver. X is neither copied nor changed and the
+        objective J, its optimum and the meaning of ``tol`` stay the same;
+        only the path changes, which converges in far fewer iterations on
+        features of different scales or far from zero. Costs one pass over X
+        to compute the statistics. Set False to reproduce results of earlier
+        versions step by step, or when the features are already
+        standardized and that pass matters.
+    average : bool, default=True
+        SGD/Adam: report the polynomial-decay average of the iterates
+        (Shamir and Zhang, 2013; the weight of step ``t`` grows as ``t^3``,
+        so the last part of the run dominates) instead of the last iterate.
+        With a constant step it removes most of the noise the last iterate
+        keeps around the optimum. Not used with ``l1_ratio > 0``, where the
+        last proximal iterate keeps exact zeros an average would lose, nor
+        with ``early_stopping``, which restores the best epoch's iterate.
 
     Attributes
     ----------
@@ -159,6 +190,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         weighted mean of the minibatch estimates of J.
     best_loss_ : float
         The lowest value in ``loss_curve_``.
+    best_validation_score_ : float or None
+        The best validation score with ``early_stopping``, else None.
     validation_scores_ : list of float or None
         Validation accuracy per epoch with ``early_stopping``, else None.
     temperature_ : float
@@ -208,7 +241,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             Interval(Integral, 1, None, closed="left"),
         ],
         "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "learning_rate_init": [
+            StrOptions({"auto"}),
+            Interval(Real, 0, None, closed="neither"),
+        ],
         "power_t": [Interval(Real, 0, None, closed="left")],
         "momentum": [Interval(Real, 0, 1, closed="both")],
         "nesterovs_momentum": ["boolean"],
@@ -218,12 +254,17 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         "shuffle": ["boolean"],
         "early_stopping": ["boolean"],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "n_iter_no_change": [
+            Interval(Integral, 1, None, closed="left"),
+            Options(Real, {np.inf}),
+        ],
         "random_state": ["random_state"],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
         "callback": [callable, None],
         "device": [StrOptions({"cpu", "cuda"}), None],
+        "precondition": ["boolean"],
+        "average": ["boolean"],
     }
 
     def __init__(
@@ -239,7 +280,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         label_smoothing=0.0,
         batch_size="auto",
         learning_rate="constant",
-        learning_rate_init=0.001,
+        learning_rate_init="auto",
         power_t=0.5,
         momentum=0.9,
         nesterovs_momentum=True,
@@ -255,6 +296,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         verbose=0,
         callback=None,
         device=None,
+        precondition=True,
+        average=True,
     ):
         self.C = C
         self.l1_ratio = l1_ratio
@@ -282,6 +325,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
         self.callback = callback
         self.device = device
+        self.precondition = precondition
+        self.average = average
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -370,6 +415,11 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         >>> clf.coef_.shape
         (3, 1)
         """
+        if self.early_stopping:
+            raise ValueError(
+                "partial_fit does not support early_stopping=True: a single pass "
+                "has no epochs to stop between. Use fit, or early_stopping=False."
+            )
         if is_dask_collection(X):  # one pass over the chunks, on the workers
             return partial_fit_dask(self, X, y, classes, sample_weight)
         first = not hasattr(self, "classes_")
@@ -812,6 +862,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 tol=self.tol,
                 monitor=monitor,
                 l1=l1,
+                preconditioner=fit_preconditioner(
+                    X, fit_intercept=self.fit_intercept, enabled=self.precondition
+                ),
             )
             W, b = loss.unpack(res.W)
             # scipy works in float64; float32 data gets float32 parameters.
@@ -848,16 +901,30 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     def _run_stochastic(
         self, loss, X, target, sw, W0, b0, monitor, incremental, single_pass, l1=0.0
     ):
-        xp = get_namespace(X)
         rng = check_random_state(self.random_state)
         if incremental:
             rng = copy.deepcopy(self._rng)  # advanced only if the fit succeeds
         validation = None
         if self.early_stopping and not single_pass:
             X, target, sw, validation = self._split_validation(X, target, sw, rng)
+        prev = self._optimizer_state if incremental else None
+        setup = MinibatchSetup(
+            loss,
+            X,
+            W0,
+            b0,
+            solver=self.solver,
+            precondition=self.precondition,
+            learning_rate_init=self.learning_rate_init,
+            batch_size=self._batch_size(X.shape[0]),
+            momentum=self.momentum,
+            state=prev,
+        )
+        # An average of proximal iterates loses their exact zeros.
+        use_average = self.average and not l1 and validation is None
         optimizer = MinibatchOptimizer(
             self.solver,
-            learning_rate_init=self.learning_rate_init,
+            learning_rate_init=setup.learning_rate_init,
             learning_rate=self.learning_rate,
             power_t=self.power_t,
             momentum=self.momentum,
@@ -866,18 +933,17 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             beta_2=self.beta_2,
             epsilon=self.epsilon,
             # A copy: the optimizer rebinds the entries of its state dict.
-            state=dict(self._optimizer_state) if incremental else None,
-            l1=l1,
+            state=setup.optimizer_state(prev),
+            l1=setup.l1_weights(l1),
+            average=use_average,
         )
-        W = asarray_like(W0, X, xp=xp)
-        b = asarray_like(b0, X, xp=xp) if self.fit_intercept else None
         res = run_minibatch_epochs(
-            loss,
+            setup.loss,
             X,
             target,
             sw,
-            W,
-            b,
+            setup.V0,
+            setup.c0,
             optimizer=optimizer,
             batch_size=self._batch_size(X.shape[0]),
             max_iter=1 if single_pass else self.max_iter,
@@ -888,6 +954,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             monitor=monitor,
             validation=validation,
         )
+        setup.finish(res, optimizer, use_average=use_average)
         res.rng = rng
         if not res.converged and not single_pass:
             warnings.warn(
@@ -960,6 +1027,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             if res.loss_curve
             else res.best_loss,
             "validation_scores_": res.validation_scores,
+            "best_validation_score_": max(res.validation_scores)
+            if res.validation_scores
+            else None,
             "temperature_": 1.0,
             "_seen_weight": S,
         }

@@ -36,6 +36,9 @@ class SplitL1Problem:
     ``loss`` is a :class:`~sksoftmax._loss.LinearSoftmaxLoss`, whose flat
     layout puts the ``m = k * d`` penalized entries of ``W`` first and the
     intercept after them; the split vector is ``[P (m), N (m), b]``.
+
+    ``l1`` is a scalar or a vector of ``m`` per-coordinate weights (the
+    scaled variables of :mod:`sksoftmax._precondition` need ``l1 / s_j``).
     """
 
     def __init__(self, loss, l1):
@@ -63,6 +66,6 @@ class SplitL1Problem:
         """Objective and gradient in the split variables."""
         m = self.m
         f, g = self.loss.loss_gradient(self.join(z), *args)
-        f += self.l1 * float(np.sum(z[: 2 * m]))
+        f += float(np.sum(self.l1 * (z[:m] + z[m : 2 * m])))
         gW = g[:m]
         return f, np.concatenate([gW + self.l1, self.l1 - gW, g[m:]])

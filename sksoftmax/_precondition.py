@@ -1,0 +1,480 @@
+r"""Diagonal preconditioning: the same objective J in scaled, centered variables.
+
+With feature scales ``s`` (d,) and, for dense input with an intercept, feature
+means ``mu`` (d,), the solvers work in
+
+.. math::
+
+    V = W \operatorname{diag}(s), \qquad c = b + W \mu,
+
+so that the logits are ``W x + b = V \operatorname{diag}(s)^{-1} (x - \mu) + c``:
+in ``(V, c)`` every feature looks standardized. X is never copied or changed:
+every evaluation maps ``(V, c)`` back to ``(W, b)`` and evaluates J on the raw
+X. Only the path to the optimum changes, not the optimum.
+
+:class:`ColumnStats` gathers ``mu``, ``s`` and the largest squared row norm
+in one pass over blocks of rows (one in-memory array, memmap blocks or Dask
+chunks; dense or sparse, any array namespace); :func:`block_curvature` the
+largest squared row norm and the top eigenvalue of the second moment of a
+block in the scaled variables, for the default step of SGD and Adam.
+"""
+
+import numpy as np
+
+from ._backend import asarray_like, get_namespace, is_sparse, to_numpy
+
+__all__ = [
+    "ColumnStats",
+    "Preconditioner",
+    "ScaledProblem",
+    "ScaledMinibatchLoss",
+    "block_curvature",
+    "default_learning_rate",
+    "original_gradient_norm",
+]
+
+# Rows per slice when a block's statistics need a temporary of its size.
+_STATS_BYTES = 2**24
+
+
+class ColumnStats:
+    """Running column means, centered sums of squares and sums of squares,
+    all float64 NumPy.
+
+    ``update(block)`` takes a dense block (any array namespace) or a sparse
+    matrix (SciPy or CuPy) of shape (m, d) and returns ``self``; ``merge``
+    combines two partial results (Chan et al.'s pairwise update), so chunks
+    may be reduced in any tree. Call :meth:`preconditioner` at the end.
+    """
+
+    def __init__(self):
+        self.n = 0
+        self.mean = None
+        self.m2 = None  # sum of squared deviations from the mean
+        self.sumsq = None  # sum of squares
+        self.sparse = False
+        self.itemsize = 8
+
+    def update(self, block):
+        """Add the rows of ``block``; returns ``self``."""
+        if block.shape[0] == 0:
+            return self
+        part = (
+            _sparse_block_stats(block)
+            if is_sparse(block)
+            else _dense_block_stats(block)
+        )
+        return self.merge(part)
+
+    def merge(self, other):
+        """Fold another :class:`ColumnStats` into this one; returns ``self``."""
+        if other.n == 0:
+            return self
+        self.sparse = self.sparse or other.sparse
+        self.itemsize = min(self.itemsize, other.itemsize)
+        if self.n == 0:
+            self.n, self.mean = other.n, other.mean.copy()
+            self.m2, self.sumsq = other.m2.copy(), other.sumsq.copy()
+            return self
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        self.mean = self.mean + delta * (other.n / n)
+        self.m2 = self.m2 + other.m2 + delta**2 * (self.n * other.n / n)
+        self.sumsq = self.sumsq + other.sumsq
+        self.n = n
+        return self
+
+    def preconditioner(self, *, center):
+        """The :class:`Preconditioner` of the rows seen so far.
+
+        ``center`` (dense input with an intercept): scale by the standard
+        deviation and center by the mean; otherwise scale by the root mean
+        square and do not center. A constant feature (scale zero, or within
+        rounding of zero) gets scale 1.
+        """
+        if self.n == 0:
+            raise ValueError("ColumnStats saw no rows.")
+        center = center and not self.sparse
+        rms = np.sqrt(self.sumsq / self.n)
+        if center:
+            std = np.sqrt(np.maximum(self.m2, 0.0) / self.n)
+            # Rounding of the dtype of X leaves about eps * rms of spread in a
+            # constant column: such a column is treated as constant.
+            eps = np.finfo(np.float32 if self.itemsize == 4 else np.float64).eps
+            scale = np.where(std > 100 * eps * rms, std, 0.0)
+            mean = self.mean
+        else:
+            scale, mean = rms, np.zeros_like(rms)
+        return Preconditioner(np.where(scale > 0, scale, 1.0), mean)
+
+
+def _dense_block_stats(block):
+    xp = get_namespace(block)
+    m, d = block.shape
+    out = ColumnStats()
+    itemsize = 4 if "float32" in str(block.dtype) else 8
+    out.itemsize = itemsize
+    step = max(1, _STATS_BYTES // max(1, d * itemsize))
+    for start in range(0, m, step):
+        part = block[start : min(m, start + step)]
+        rows = part.shape[0]
+        mean = xp.sum(part, axis=0) / rows
+        dev = part - mean
+        piece = ColumnStats()
+        piece.n = rows
+        piece.mean = to_numpy(mean).astype(np.float64)
+        piece.m2 = to_numpy(xp.sum(dev * dev, axis=0)).astype(np.float64)
+        sq = part * part
+        piece.sumsq = to_numpy(xp.sum(sq, axis=0)).astype(np.float64)
+        piece.itemsize = itemsize
+        out.merge(piece)
+    return out
+
+
+def _sparse_block_stats(block):
+    m = block.shape[0]
+    sq = block.multiply(block)
+    out = ColumnStats()
+    out.sparse = True
+    out.itemsize = 4 if "float32" in str(block.dtype) else 8
+    out.n = m
+    out.mean = np.asarray(to_numpy(block.sum(axis=0)), dtype=np.float64).ravel() / m
+    out.sumsq = np.asarray(to_numpy(sq.sum(axis=0)), dtype=np.float64).ravel()
+    out.m2 = np.maximum(out.sumsq - m * out.mean**2, 0.0)
+    return out
+
+
+class Preconditioner:
+    """Scales ``s`` (d,) and means ``mu`` (d,) (zeros: no centering), float64."""
+
+    def __init__(self, scale, mean):
+        self.scale = np.asarray(scale, dtype=np.float64)
+        self.mean = np.asarray(mean, dtype=np.float64)
+
+    @classmethod
+    def identity(cls, n_features):
+        """No change of variables (the switch ``precondition=False``)."""
+        ones = np.ones(n_features)
+        return cls(ones, np.zeros(n_features))
+
+    @property
+    def centers(self):
+        return bool(np.any(self.mean))
+
+    def to_scaled(self, W, b):
+        """``(V, c)`` of original parameters ``W`` (k, d), ``b`` (k,) or None."""
+        V = W * self.scale
+        c = None if b is None else b + W @ self.mean
+        return V, c
+
+    def to_original(self, V, c):
+        """``(W, b)`` of scaled parameters; any namespace (``V`` decides)."""
+        xp = get_namespace(V)
+        s = _like(self.scale, V, xp)
+        W = V / s
+        if c is None:
+            return W, None
+        return W, c - W @ _like(self.mean, V, xp)
+
+    def gradient_to_scaled(self, gW, gb):
+        """Chain rule: ``(dJ/dV, dJ/dc)`` from ``(dJ/dW, dJ/db)``."""
+        xp = get_namespace(gW)
+        s = _like(self.scale, gW, xp)
+        if gb is None:
+            return gW / s, None
+        mu = _like(self.mean, gW, xp)
+        return (gW - gb[:, None] * mu[None, :]) / s, gb
+
+
+def _like(a, ref, xp):
+    """The float64 NumPy vector ``a`` in the namespace, device and dtype of ref."""
+    return asarray_like(a, ref, xp=xp)
+
+
+class ScaledProblem:
+    """A :class:`~sksoftmax._loss.LinearSoftmaxLoss` seen in the scaled
+    variables of a :class:`Preconditioner`, on flat float64 NumPy vectors.
+
+    The flat layout is the loss's (``[V.ravel(), c]``), so the wrapper can
+    stand wherever the loss does for L-BFGS, including under
+    :class:`~sksoftmax._penalty.SplitL1Problem`. The last evaluation's
+    gradient in the original variables is kept in :attr:`last_gradient`
+    for the stopping rule (:func:`original_gradient_norm`).
+
+    ``layout`` (default: ``loss``) is the
+    :class:`~sksoftmax._loss.LinearSoftmaxLoss` that fixes the flat layout,
+    for a ``loss`` that only offers ``loss_gradient`` (a sum over Dask chunks).
+    """
+
+    def __init__(self, loss, preconditioner, *, layout=None):
+        layout = loss if layout is None else layout
+        self.loss = loss
+        self.pre = preconditioner
+        self.n_logits = layout.n_logits
+        self.n_features = layout.n_features
+        self.n_params = layout.n_params
+        self.fit_intercept = layout.fit_intercept
+        self.last_gradient = None
+        self._last = None  # (z, f, dJ/dz) of the last evaluation
+
+    def _split(self, flat):
+        k, d = self.n_logits, self.n_features
+        return flat[: k * d].reshape(k, d), (
+            flat[k * d :] if self.fit_intercept else None
+        )
+
+    def _join(self, A, a):
+        return np.concatenate([A.ravel(), a if a is not None else []])
+
+    def to_scaled(self, coef):
+        """Flat original ``[W, b]`` -> flat scaled ``[V, c]``."""
+        return self._join(*self.pre.to_scaled(*self._split(coef)))
+
+    def to_original(self, z):
+        """Flat scaled ``[V, c]`` -> flat original ``[W, b]``."""
+        return self._join(*self.pre.to_original(*self._split(z)))
+
+    def loss_gradient(self, z, X, target, sample_weight=None):
+        """``(J, dJ/dz)``: J on the raw X, gradient in the scaled variables."""
+        if self._last is not None and np.array_equal(z, self._last[0]):
+            return self._last[1], self._last[2].copy()
+        f, g = self.loss.loss_gradient(self.to_original(z), X, target, sample_weight)
+        gz = self._join(*self.pre.gradient_to_scaled(*self._split(g)))
+        self.last_gradient, self._last = g, (np.array(z), f, gz)
+        return f, gz.copy()
+
+    def gradient_at(self, z, *args):
+        """The original-variable gradient at ``z`` (cached when ``z`` was the
+        last point evaluated, which is L-BFGS-B's accepted iterate)."""
+        self.loss_gradient(z, *args)
+        return self.last_gradient
+
+
+class ScaledMinibatchLoss:
+    """The minibatch face of a loss (``loss_gradient_arrays``, ``logits``) in
+    scaled variables ``(V, c)``, in the namespace of the data, for SGD and
+    Adam: the update rules then step in standardized coordinates."""
+
+    def __init__(self, loss, preconditioner):
+        self.loss = loss
+        self.pre = preconditioner
+        self.n_classes = loss.n_classes
+        self.n_logits = loss.n_logits
+        self.n_features = loss.n_features
+        self.fit_intercept = loss.fit_intercept
+
+    def loss_gradient_arrays(self, V, c, X, target, sample_weight=None, *, xp=None):
+        W, b = self.pre.to_original(V, c)
+        J, gW, gb = self.loss.loss_gradient_arrays(
+            W, b, X, target, sample_weight, xp=xp
+        )
+        gV, gc = self.pre.gradient_to_scaled(gW, gb)
+        return J, gV, gc
+
+    def logits(self, X, V, c, *, xp=None):
+        W, b = self.pre.to_original(V, c)
+        return self.loss.logits(X, W, b, xp=xp)
+
+
+def original_gradient_norm(g, z_split, *, m, l1, scale):
+    """Largest entry of L-BFGS-B's projected gradient in original variables.
+
+    ``g`` is dJ/d[W, b] (flat). Without L1 (``z_split`` None) it is
+    ``max |g|``, LogisticRegression's stopping quantity. With the split
+    ``W = P - N`` (``z_split = [P, N, c]`` in scaled variables, ``l1`` the
+    original L1 strength) the split gradient ``[g_W + l1, l1 - g_W, g_b]`` is
+    projected on the bounds ``P, N >= 0`` at the original ``P / s, N / s``.
+    """
+    if z_split is None:
+        return float(np.max(np.abs(g))) if g.size else 0.0
+    gW, gb = g[:m], g[m:]
+    s = np.tile(scale, m // scale.size)
+    P, N = z_split[:m] / s, z_split[m : 2 * m] / s
+    parts = [_project(gW + l1, P), _project(l1 - gW, N), np.abs(gb)]
+    return float(max(np.max(np.abs(p)) if p.size else 0.0 for p in parts))
+
+
+def _project(g, x):
+    # L-BFGS-B's projgr for a lower bound 0: a positive gradient at x
+    # counts at most x.
+    return np.where(g > 0, np.minimum(x, g), g)
+
+
+def block_curvature(X, pre, *, n_iter=30, seed=0):
+    """``(lam, max_row_sq)`` of a block of rows in the scaled variables.
+
+    ``lam`` estimates (power iteration, ``n_iter`` products with X and its
+    transpose) the top eigenvalue of ``mean_i x~_i x~_i^T`` and
+    ``max_row_sq`` is ``max_i ||x~_i||^2``, where
+    ``x~ = (x - mu) / s``. X is any dense array or sparse matrix; it is read,
+    never copied whole.
+    """
+    xp = get_namespace(X)
+    n, d = X.shape
+    sparse = is_sparse(X)
+    inv_s = _like(1.0 / pre.scale, X, xp)
+    mu = _like(pre.mean, X, xp)
+    rng = np.random.default_rng(seed)
+    v = rng.standard_normal(d)
+    v /= np.linalg.norm(v)
+    lam = 0.0
+    for _ in range(n_iter):
+        vs = _like(v / pre.scale, X, xp)
+        u = X @ vs - float(pre.mean @ (v / pre.scale))  # X~ v
+        w = X.T @ u if sparse else u @ X  # X^T u
+        w = to_numpy((w - mu * xp.sum(u)) * inv_s).astype(np.float64).ravel() / n
+        lam = float(np.linalg.norm(w))
+        if lam == 0.0:
+            break
+        v = w / lam
+    if sparse:
+        # No centering for sparse input: ||x / s||^2 is one product.
+        row_sq = X.multiply(X) @ _like(1.0 / pre.scale**2, X, xp)
+        return lam, float(np.max(to_numpy(row_sq)))
+    itemsize = 4 if "float32" in str(X.dtype) else 8
+    step = max(1, _STATS_BYTES // max(1, d * itemsize))
+    best = 0.0
+    for start in range(0, n, step):
+        z = (X[start : min(n, start + step)] - mu) * inv_s
+        best = max(best, float(to_numpy(xp.max(xp.sum(z * z, axis=1)))))
+    return lam, best
+
+
+def default_learning_rate(
+    *, solver, lam, max_row_sq, batch_size, n_samples, alpha, scale, momentum
+):
+    """The step SGD or Adam takes when ``learning_rate_init="auto"``.
+
+    SGD: ``(1 - momentum) / L_B``, with ``L_B`` the expected smoothness of a
+    minibatch of ``B = batch_size`` rows (Gower et al., 2019),
+
+    .. math::
+
+        L_B = \\frac{n (B - 1)}{B (n - 1)} L + \\frac{n - B}{B (n - 1)} L_{max},
+
+    between the full-batch constant ``L = (lam + 1) / 2`` and the one-row
+    constant ``L_max = (max_row_sq + 1) / 2`` (the softmax cross-entropy's
+    Hessian per sample is at most ``x x^T / 2`` per logit; the 1 is the
+    intercept), plus the L2 term ``alpha / s^2`` in the scaled variables.
+    ``lam`` and ``max_row_sq`` come from :func:`block_curvature`. The factor
+    ``1 - momentum`` keeps the effective step ``lr / (1 - momentum)`` at
+    ``1 / L_B``.
+
+    Adam normalizes each coordinate's step by its gradient's size, so a step
+    has the units of the (standardized) parameters rather than of
+    ``1 / L``: it gets a fixed 0.01, the best of the values measured by
+    ``benchmarks/bench_solvers.py``.
+    """
+    if solver == "adam":
+        return 0.01
+    n, B = n_samples, min(batch_size, n_samples)
+    full, single = 0.5 * (lam + 1.0), 0.5 * (max_row_sq + 1.0)
+    if n > 1:
+        L = n * (B - 1) / (B * (n - 1)) * full + (n - B) / (B * (n - 1)) * single
+    else:
+        L = single
+    L += alpha * float(np.max(1.0 / np.asarray(scale) ** 2))
+    return float((1.0 - momentum if momentum < 1 else 0.1) / L)
+
+
+def fit_preconditioner(X, *, fit_intercept, enabled=True):
+    """The :class:`Preconditioner` of an in-memory X (one block); the identity
+    when ``enabled`` is False. Chunked input: fold the chunks into one
+    :class:`ColumnStats` and call its :meth:`~ColumnStats.preconditioner`."""
+    if not enabled:
+        return Preconditioner.identity(X.shape[1])
+    return ColumnStats().update(X).preconditioner(center=fit_intercept)
+
+
+class MinibatchSetup:
+    """SGD/Adam in the scaled variables: the start point, the default step,
+    the per-feature L1 weights, and the way back to ``(W, b)``.
+
+    Built once per ``fit``/``partial_fit`` call on the in-memory data ``X``
+    (chunked input: build the :class:`Preconditioner` from a
+    :class:`ColumnStats` over the chunks and ``lam``/``max_row_sq`` from
+    :func:`block_curvature` over a chunk, and pass them in). ``state`` is the
+    optimizer state of the previous ``partial_fit`` call or None; it carries
+    the preconditioner, the resolved step and the last raw iterate, so a
+    stream keeps one set of variables.
+    """
+
+    def __init__(
+        self,
+        loss,
+        X,
+        W0,
+        b0,
+        *,
+        solver,
+        precondition,
+        learning_rate_init,
+        batch_size,
+        momentum,
+        state=None,
+        preconditioner=None,
+        curvature=None,
+    ):
+        xp = get_namespace(X)
+        if state is not None and "scale" in state:
+            pre = Preconditioner(state["scale"], state["mean"])
+        elif preconditioner is not None:
+            pre = preconditioner
+        else:
+            pre = fit_preconditioner(
+                X, fit_intercept=loss.fit_intercept, enabled=precondition
+            )
+        self.pre = pre
+        self.loss = ScaledMinibatchLoss(loss, pre)
+        if state is not None and "lr_init" in state:
+            lr = state["lr_init"]
+        elif learning_rate_init == "auto":
+            lam, max_row_sq = (
+                block_curvature(X, pre) if curvature is None else curvature
+            )
+            lr = default_learning_rate(
+                solver=solver,
+                lam=lam,
+                max_row_sq=max_row_sq,
+                batch_size=batch_size,
+                n_samples=X.shape[0],
+                alpha=loss.alpha,
+                scale=pre.scale,
+                momentum=momentum,
+            )
+        else:
+            lr = float(learning_rate_init)
+        self.learning_rate_init = lr
+        iterate = None if state is None else state.get("iterate")
+        if iterate is not None:
+            V, c = (asarray_like(to_numpy(a), X, xp=xp) for a in iterate)
+            c = c if loss.fit_intercept else None
+        else:
+            V, c = pre.to_scaled(W0, b0 if loss.fit_intercept else None)
+            V = asarray_like(V, X, xp=xp)
+            c = None if c is None else asarray_like(c, X, xp=xp)
+        self.V0, self.c0 = V, c
+
+    def l1_weights(self, l1):
+        """``l1 * ||W||_1 = sum_j (l1 / s_j) ||V_j||_1``: per-feature weights."""
+        if not l1:
+            return 0.0
+        return l1 / self.pre.scale
+
+    def optimizer_state(self, state):
+        """The previous optimizer state (copied), or None for a fresh start."""
+        return None if state is None else dict(state)
+
+    def finish(self, res, optimizer, *, use_average):
+        """Map ``res`` (scaled ``W``, ``b``) back to the original variables in
+        place; the reported parameters are the iterate average when
+        ``use_average``. Records what the next ``partial_fit`` needs."""
+        raw = [res.W] if res.b is None else [res.W, res.b]
+        params = optimizer.averaged(raw) if use_average else raw
+        W, b = self.pre.to_original(params[0], params[1] if len(params) > 1 else None)
+        res.W, res.b = W, b
+        state = res.state
+        state["scale"], state["mean"] = self.pre.scale, self.pre.mean
+        state["lr_init"] = self.learning_rate_init
+        state["iterate"] = [to_numpy(a).copy() for a in raw]
+        return res
