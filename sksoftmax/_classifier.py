@@ -863,7 +863,11 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 monitor=monitor,
                 l1=l1,
                 preconditioner=fit_preconditioner(
-                    X, fit_intercept=self.fit_intercept, enabled=self.precondition
+                    X,
+                    sw,
+                    fit_intercept=self.fit_intercept,
+                    alpha=alpha,
+                    enabled=self.precondition,
                 ),
             )
             W, b = loss.unpack(res.W)
@@ -911,6 +915,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         setup = MinibatchSetup(
             loss,
             X,
+            sw,
             W0,
             b0,
             solver=self.solver,
@@ -935,6 +940,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             # A copy: the optimizer rebinds the entries of its state dict.
             state=setup.optimizer_state(prev),
             l1=setup.l1_weights(l1),
+            l2=setup.l2_weights(),
             average=use_average,
         )
         res = run_minibatch_epochs(

@@ -19,6 +19,8 @@ largest squared row norm and the top eigenvalue of the second moment of a
 block in the scaled variables, for the default step of SGD and Adam.
 """
 
+import copy
+
 import numpy as np
 
 from ._backend import asarray_like, get_namespace, is_sparse, to_numpy
@@ -38,8 +40,8 @@ _STATS_BYTES = 2**24
 
 
 class ColumnStats:
-    """Running column means, centered sums of squares and sums of squares,
-    all float64 NumPy.
+    """Running (weighted) column means, centered sums of squares and sums of
+    squares, all float64 NumPy; ``n`` is the total weight.
 
     ``update(block)`` takes a dense block (any array namespace) or a sparse
     matrix (SciPy or CuPy) of shape (m, d) and returns ``self``; ``merge``
@@ -55,16 +57,15 @@ class ColumnStats:
         self.sparse = False
         self.itemsize = 8
 
-    def update(self, block):
-        """Add the rows of ``block``; returns ``self``."""
+    def update(self, block, sample_weight=None):
+        """Add the rows of ``block``, weighted by ``sample_weight`` (m,) or
+        None (in the namespace of ``block``); returns ``self``. Weighted
+        statistics make a weighted fit and the fit on repeated rows take
+        the same path."""
         if block.shape[0] == 0:
             return self
-        part = (
-            _sparse_block_stats(block)
-            if is_sparse(block)
-            else _dense_block_stats(block)
-        )
-        return self.merge(part)
+        stats = _sparse_block_stats if is_sparse(block) else _dense_block_stats
+        return self.merge(stats(block, sample_weight))
 
     def merge(self, other):
         """Fold another :class:`ColumnStats` into this one; returns ``self``."""
@@ -84,31 +85,38 @@ class ColumnStats:
         self.n = n
         return self
 
-    def preconditioner(self, *, center):
+    def preconditioner(self, *, center, alpha=0.0):
         """The :class:`Preconditioner` of the rows seen so far.
 
-        ``center`` (dense input with an intercept): scale by the standard
-        deviation and center by the mean; otherwise scale by the root mean
-        square and do not center. A constant feature (scale zero, or within
-        rounding of zero) gets scale 1.
+        ``center`` (dense input with an intercept): center by the mean and
+        scale by the standard deviation; otherwise scale by the root mean
+        square and do not center. With an L2 strength ``alpha > 0`` the
+        scale is ``sqrt(var_j + alpha / h)``, ``h = 1/4`` the largest
+        curvature of the cross-entropy per logit: the diagonal of J's
+        Hessian is about ``h var_j + alpha``, so in the scaled variables
+        the penalty's curvature stays below the data's, also for features
+        of tiny scale, and a constant feature gets ``sqrt(4 alpha)``. Without
+        a penalty a constant feature (scale zero or within rounding of zero)
+        gets scale 1.
         """
         if self.n == 0:
             raise ValueError("ColumnStats saw no rows.")
         center = center and not self.sparse
-        rms = np.sqrt(self.sumsq / self.n)
+        rms2 = self.sumsq / self.n
         if center:
-            std = np.sqrt(np.maximum(self.m2, 0.0) / self.n)
+            var = np.maximum(self.m2, 0.0) / self.n
             # Rounding of the dtype of X leaves about eps * rms of spread in a
             # constant column: such a column is treated as constant.
             eps = np.finfo(np.float32 if self.itemsize == 4 else np.float64).eps
-            scale = np.where(std > 100 * eps * rms, std, 0.0)
+            var = np.where(var > (100 * eps) ** 2 * rms2, var, 0.0)
             mean = self.mean
         else:
-            scale, mean = rms, np.zeros_like(rms)
+            var, mean = rms2, np.zeros_like(rms2)
+        scale = np.sqrt(var + 4.0 * alpha)
         return Preconditioner(np.where(scale > 0, scale, 1.0), mean)
 
 
-def _dense_block_stats(block):
+def _dense_block_stats(block, sample_weight):
     xp = get_namespace(block)
     m, d = block.shape
     out = ColumnStats()
@@ -116,31 +124,47 @@ def _dense_block_stats(block):
     out.itemsize = itemsize
     step = max(1, _STATS_BYTES // max(1, d * itemsize))
     for start in range(0, m, step):
-        part = block[start : min(m, start + step)]
-        rows = part.shape[0]
-        mean = xp.sum(part, axis=0) / rows
+        part = block[start : min(m, start + step), ...]
+        if sample_weight is None:
+            w, total = None, float(part.shape[0])
+        else:
+            w = sample_weight[start : min(m, start + step)]
+            total = float(xp.sum(w))
+            if total <= 0:
+                continue
+
+        def wsum(a, w=w):
+            return xp.sum(a, axis=0) if w is None else w @ a
+
+        mean = wsum(part) / total
         dev = part - mean
         piece = ColumnStats()
-        piece.n = rows
+        piece.n = total
         piece.mean = to_numpy(mean).astype(np.float64)
-        piece.m2 = to_numpy(xp.sum(dev * dev, axis=0)).astype(np.float64)
-        sq = part * part
-        piece.sumsq = to_numpy(xp.sum(sq, axis=0)).astype(np.float64)
+        piece.m2 = to_numpy(wsum(dev * dev)).astype(np.float64)
+        piece.sumsq = to_numpy(wsum(part * part)).astype(np.float64)
         piece.itemsize = itemsize
         out.merge(piece)
     return out
 
 
-def _sparse_block_stats(block):
-    m = block.shape[0]
+def _sparse_block_stats(block, sample_weight):
     sq = block.multiply(block)
     out = ColumnStats()
     out.sparse = True
     out.itemsize = 4 if "float32" in str(block.dtype) else 8
-    out.n = m
-    out.mean = np.asarray(to_numpy(block.sum(axis=0)), dtype=np.float64).ravel() / m
-    out.sumsq = np.asarray(to_numpy(sq.sum(axis=0)), dtype=np.float64).ravel()
-    out.m2 = np.maximum(out.sumsq - m * out.mean**2, 0.0)
+    if sample_weight is None:
+        total = float(block.shape[0])
+        sums, sumsq = block.sum(axis=0), sq.sum(axis=0)
+    else:
+        total = float(sample_weight.sum())
+        sums, sumsq = block.T @ sample_weight, sq.T @ sample_weight
+    if total <= 0:
+        return out
+    out.n = total
+    out.mean = np.asarray(to_numpy(sums), dtype=np.float64).ravel() / total
+    out.sumsq = np.asarray(to_numpy(sumsq), dtype=np.float64).ravel()
+    out.m2 = np.maximum(out.sumsq - total * out.mean**2, 0.0)
     return out
 
 
@@ -253,10 +277,16 @@ class ScaledProblem:
 class ScaledMinibatchLoss:
     """The minibatch face of a loss (``loss_gradient_arrays``, ``logits``) in
     scaled variables ``(V, c)``, in the namespace of the data, for SGD and
-    Adam: the update rules then step in standardized coordinates."""
+    Adam: the update rules then step in standardized coordinates. The L2
+    term is left out: pass :meth:`MinibatchSetup.l2_weights` to the update
+    rule, whose proximal step handles it."""
 
     def __init__(self, loss, preconditioner):
-        self.loss = loss
+        # The L2 term is left to the update rule's proximal step (its
+        # curvature alpha / s_j^2 may be far above the data's).
+        self.loss = copy.copy(loss)
+        self.loss.alpha = 0.0
+        self.alpha = loss.alpha
         self.pre = preconditioner
         self.n_classes = loss.n_classes
         self.n_logits = loss.n_logits
@@ -300,14 +330,14 @@ def _project(g, x):
     return np.where(g > 0, np.minimum(x, g), g)
 
 
-def block_curvature(X, pre, *, n_iter=30, seed=0):
+def block_curvature(X, pre, sample_weight=None, *, n_iter=30, seed=0):
     """``(lam, max_row_sq)`` of a block of rows in the scaled variables.
 
     ``lam`` estimates (power iteration, ``n_iter`` products with X and its
-    transpose) the top eigenvalue of ``mean_i x~_i x~_i^T`` and
-    ``max_row_sq`` is ``max_i ||x~_i||^2``, where
-    ``x~ = (x - mu) / s``. X is any dense array or sparse matrix; it is read,
-    never copied whole.
+    transpose) the top eigenvalue of the (``sample_weight``-weighted) mean
+    of ``x~_i x~_i^T`` and ``max_row_sq`` is ``max_i ||x~_i||^2`` over the
+    rows of positive weight, where ``x~ = (x - mu) / s``. X is any dense
+    array or sparse matrix; it is read, never copied whole.
     """
     xp = get_namespace(X)
     n, d = X.shape
@@ -317,32 +347,40 @@ def block_curvature(X, pre, *, n_iter=30, seed=0):
     rng = np.random.default_rng(seed)
     v = rng.standard_normal(d)
     v /= np.linalg.norm(v)
+    total = n if sample_weight is None else float(xp.sum(sample_weight))
     lam = 0.0
     for _ in range(n_iter):
         vs = _like(v / pre.scale, X, xp)
         u = X @ vs - float(pre.mean @ (v / pre.scale))  # X~ v
+        if sample_weight is not None:
+            u = u * sample_weight
         w = X.T @ u if sparse else u @ X  # X^T u
-        w = to_numpy((w - mu * xp.sum(u)) * inv_s).astype(np.float64).ravel() / n
+        w = to_numpy((w - mu * xp.sum(u)) * inv_s).astype(np.float64).ravel()
+        w /= total
         lam = float(np.linalg.norm(w))
         if lam == 0.0:
             break
         v = w / lam
     if sparse:
         # No centering for sparse input: ||x / s||^2 is one product.
-        row_sq = X.multiply(X) @ _like(1.0 / pre.scale**2, X, xp)
-        return lam, float(np.max(to_numpy(row_sq)))
+        row_sq = to_numpy(X.multiply(X) @ _like(1.0 / pre.scale**2, X, xp))
+        if sample_weight is not None:
+            row_sq = row_sq[to_numpy(sample_weight) > 0]
+        return lam, float(np.max(row_sq))
     itemsize = 4 if "float32" in str(X.dtype) else 8
     step = max(1, _STATS_BYTES // max(1, d * itemsize))
     best = 0.0
     for start in range(0, n, step):
-        z = (X[start : min(n, start + step)] - mu) * inv_s
-        best = max(best, float(to_numpy(xp.max(xp.sum(z * z, axis=1)))))
+        z = (X[start : min(n, start + step), ...] - mu) * inv_s
+        row_sq = xp.sum(z * z, axis=1)
+        if sample_weight is not None:
+            keep = sample_weight[start : min(n, start + step)] > 0
+            row_sq = xp.where(keep, row_sq, xp.zeros_like(row_sq))
+        best = max(best, float(to_numpy(xp.max(row_sq))))
     return lam, best
 
 
-def default_learning_rate(
-    *, solver, lam, max_row_sq, batch_size, n_samples, alpha, scale, momentum
-):
+def default_learning_rate(*, solver, lam, max_row_sq, batch_size, n_samples, momentum):
     """The step SGD or Adam takes when ``learning_rate_init="auto"``.
 
     SGD: ``(1 - momentum) / L_B``, with ``L_B`` the expected smoothness of a
@@ -355,7 +393,8 @@ def default_learning_rate(
     between the full-batch constant ``L = (lam + 1) / 2`` and the one-row
     constant ``L_max = (max_row_sq + 1) / 2`` (the softmax cross-entropy's
     Hessian per sample is at most ``x x^T / 2`` per logit; the 1 is the
-    intercept), plus the L2 term ``alpha / s^2`` in the scaled variables.
+    intercept). The L2 term is not in ``L_B``: the update rule takes it by
+    a proximal step, stable for any strength.
     ``lam`` and ``max_row_sq`` come from :func:`block_curvature`. The factor
     ``1 - momentum`` keeps the effective step ``lr / (1 - momentum)`` at
     ``1 / L_B``.
@@ -373,17 +412,19 @@ def default_learning_rate(
         L = n * (B - 1) / (B * (n - 1)) * full + (n - B) / (B * (n - 1)) * single
     else:
         L = single
-    L += alpha * float(np.max(1.0 / np.asarray(scale) ** 2))
     return float((1.0 - momentum if momentum < 1 else 0.1) / L)
 
 
-def fit_preconditioner(X, *, fit_intercept, enabled=True):
+def fit_preconditioner(
+    X, sample_weight=None, *, fit_intercept, alpha=0.0, enabled=True
+):
     """The :class:`Preconditioner` of an in-memory X (one block); the identity
     when ``enabled`` is False. Chunked input: fold the chunks into one
     :class:`ColumnStats` and call its :meth:`~ColumnStats.preconditioner`."""
     if not enabled:
         return Preconditioner.identity(X.shape[1])
-    return ColumnStats().update(X).preconditioner(center=fit_intercept)
+    stats = ColumnStats().update(X, sample_weight)
+    return stats.preconditioner(center=fit_intercept, alpha=alpha)
 
 
 class MinibatchSetup:
@@ -403,6 +444,7 @@ class MinibatchSetup:
         self,
         loss,
         X,
+        sample_weight,
         W0,
         b0,
         *,
@@ -422,7 +464,11 @@ class MinibatchSetup:
             pre = preconditioner
         else:
             pre = fit_preconditioner(
-                X, fit_intercept=loss.fit_intercept, enabled=precondition
+                X,
+                sample_weight,
+                fit_intercept=loss.fit_intercept,
+                alpha=loss.alpha,
+                enabled=precondition,
             )
         self.pre = pre
         self.loss = ScaledMinibatchLoss(loss, pre)
@@ -430,7 +476,9 @@ class MinibatchSetup:
             lr = state["lr_init"]
         elif learning_rate_init == "auto":
             lam, max_row_sq = (
-                block_curvature(X, pre) if curvature is None else curvature
+                block_curvature(X, pre, sample_weight)
+                if curvature is None
+                else curvature
             )
             lr = default_learning_rate(
                 solver=solver,
@@ -438,8 +486,6 @@ class MinibatchSetup:
                 max_row_sq=max_row_sq,
                 batch_size=batch_size,
                 n_samples=X.shape[0],
-                alpha=loss.alpha,
-                scale=pre.scale,
                 momentum=momentum,
             )
         else:
@@ -460,6 +506,11 @@ class MinibatchSetup:
         if not l1:
             return 0.0
         return l1 / self.pre.scale
+
+    def l2_weights(self):
+        """``alpha / 2 ||W||^2 = sum_j alpha / (2 s_j^2) ||V_j||^2``."""
+        alpha = self.loss.alpha
+        return alpha / self.pre.scale**2 if alpha else 0.0
 
     def optimizer_state(self, state):
         """The previous optimizer state (copied), or None for a fresh start."""

@@ -8,9 +8,12 @@ Both keep their whole state (moments, step count, learning rate, iterate
 average) in the dict ``state``, which survives between ``partial_fit`` calls
 and travels between chunks (``_chunked._map_state`` moves its arrays).
 
-``l1 > 0`` adds ``l1 * ||W||_1`` (``l1`` a scalar or a (d,) vector of
-per-feature weights): each update of ``W`` ends with a proximal
-(soft-threshold) step in the metric of the step, which gives exact zeros.
+``l1 > 0`` adds ``l1 * ||W||_1`` and ``l2 > 0`` adds ``l2 / 2 * ||W||^2``
+(each a scalar or a (d,) vector of per-feature weights) to the objective the
+gradients come from: each update of ``W`` ends with the proximal step of
+these terms in the metric of the step (soft threshold, then shrinkage),
+which gives exact zeros and stays stable however strong the L2 term is in a
+coordinate (the preconditioned variables make it ``alpha / s_j^2``).
 
 ``average=True`` keeps the polynomial-decay average of the iterates
 (Shamir and Zhang, 2013), ``avg_t = avg_{t-1} + (x_t - avg_{t-1}) (eta + 1) /
@@ -23,7 +26,7 @@ import math
 
 import numpy as np
 
-from .._backend import is_numpy_namespace
+from .._backend import asarray_like, is_numpy_namespace
 from .._penalty import soft_threshold
 
 __all__ = ["SGD", "Adam", "make_optimizer"]
@@ -36,7 +39,9 @@ AVERAGE_ETA = 3.0
 class _Optimizer:
     """State handling, averaging and the L1 term shared by the update rules."""
 
-    def __init__(self, learning_rate_init, *, l1=0.0, average=False, state=None):
+    def __init__(
+        self, learning_rate_init, *, l1=0.0, l2=0.0, average=False, state=None
+    ):
         if isinstance(learning_rate_init, str):
             raise ValueError(
                 f"learning_rate_init={learning_rate_init!r} must be resolved to a "
@@ -44,7 +49,8 @@ class _Optimizer:
             )
         self.learning_rate_init = learning_rate_init
         self.l1 = l1
-        self.has_l1 = bool(np.any(l1))
+        self.l2 = l2
+        self.has_prox = bool(np.any(l1)) or bool(np.any(l2))
         self.average = average
         self.state = (
             dict(state)
@@ -62,15 +68,23 @@ class _Optimizer:
     def learning_rate(self):
         return self.state["lr"]
 
-    def _l1(self, W, xp):
-        """The L1 weights as a scalar or a (1, d) array in W's namespace."""
-        if np.ndim(self.l1) == 0:
-            return self.l1
+    def _weights(self, w, W, xp):
+        """Penalty weights ``w`` as a scalar or a (1, d) array in W's namespace."""
+        if np.ndim(w) == 0:
+            return w
         if is_numpy_namespace(xp):
-            return np.asarray(self.l1, dtype=W.dtype)[None, :]
-        from .._backend import asarray_like
+            return np.asarray(w, dtype=W.dtype)[None, :]
+        return asarray_like(w, W, xp=xp)[None, :]
 
-        return asarray_like(self.l1, W, xp=xp)[None, :]
+    def _prox_step(self, W_new, step, xp):
+        """Proximal map of ``step * (l1 |W| + l2 / 2 W^2)``, ``step`` a scalar
+        or an array like ``W``."""
+        W = W_new
+        if np.any(self.l1):
+            W = soft_threshold(W, step * self._weights(self.l1, W, xp), xp)
+        if np.any(self.l2):
+            W = W / (1.0 + step * self._weights(self.l2, W, xp))
+        return W
 
     def update(self, params, grads, xp):
         """Return the parameters after one step on the minibatch gradients.
@@ -91,13 +105,13 @@ class _Optimizer:
         self._owns_arrays = True
         if is_numpy_namespace(xp):
             self._step_in_place(params, grads)
-            if self.has_l1:
+            if self.has_prox:
                 params[0][...] = self._prox(params[0], xp)
         else:
             params = [
                 p + s for p, s in zip(params, self._steps(grads, xp), strict=True)
             ]
-            if self.has_l1:
+            if self.has_prox:
                 params[0] = self._prox(params[0], xp)
         if self.average:
             self._accumulate(params, xp)
@@ -124,10 +138,13 @@ class _Optimizer:
         return list(avg) if self.average and avg is not None else params
 
     def penalty(self, W, xp):
-        """``sum l1 * |W|``, the part of J the loss does not see."""
-        if not self.has_l1:
-            return 0.0
-        return float(xp.sum(xp.abs(W) * self._l1(W, xp)))
+        """``sum l1 |W| + l2 / 2 W^2``, the part of J the loss does not see."""
+        total = 0.0
+        if np.any(self.l1):
+            total += float(xp.sum(xp.abs(W) * self._weights(self.l1, W, xp)))
+        if np.any(self.l2):
+            total += 0.5 * float(xp.sum(W * W * self._weights(self.l2, W, xp)))
+        return total
 
     def end_epoch(self, n_samples):
         """Count the samples of the epoch just run."""
@@ -158,10 +175,11 @@ class SGD(_Optimizer):
         momentum=0.9,
         nesterovs_momentum=True,
         l1=0.0,
+        l2=0.0,
         average=False,
         state=None,
     ):
-        super().__init__(learning_rate_init, l1=l1, average=average, state=state)
+        super().__init__(learning_rate_init, l1=l1, l2=l2, average=average, state=state)
         self.schedule = learning_rate
         self.power_t = power_t
         self.momentum = momentum
@@ -198,7 +216,7 @@ class SGD(_Optimizer):
         # velocity that would push it off zero again.
         st = self.state
         c = 1.0 + self.momentum if self.nesterov and self.momentum else 1.0
-        W = soft_threshold(W_new, c * st["lr"] * self._l1(W_new, xp), xp)
+        W = self._prox_step(W_new, c * st["lr"], xp)
         st["moments"][0] = st["moments"][0] + (W - W_new) / c
         return W
 
@@ -232,10 +250,11 @@ class Adam(_Optimizer):
         beta_2=0.999,
         epsilon=1e-8,
         l1=0.0,
+        l2=0.0,
         average=False,
         state=None,
     ):
-        super().__init__(learning_rate_init, l1=l1, average=average, state=state)
+        super().__init__(learning_rate_init, l1=l1, l2=l2, average=average, state=state)
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
 
     def _new_moments(self, params, xp):
@@ -285,8 +304,7 @@ class Adam(_Optimizer):
         st = self.state
         v = st["moments"][1][0]
         scale = self.learning_rate_init * math.sqrt(1 - self.beta_2 ** st["t"])
-        threshold = scale * self._l1(W_new, xp) / (xp.sqrt(v) + self.epsilon)
-        return soft_threshold(W_new, threshold, xp)
+        return self._prox_step(W_new, scale / (xp.sqrt(v) + self.epsilon), xp)
 
 
 _RULES = {"sgd": SGD, "adam": Adam}
@@ -296,7 +314,9 @@ _OPTIONS = {
 }
 
 
-def make_optimizer(solver, *, learning_rate_init, state=None, l1=0.0, **options):
+def make_optimizer(
+    solver, *, learning_rate_init, state=None, l1=0.0, l2=0.0, **options
+):
     """The update rule of ``solver`` ("sgd" or "adam") from the estimator's
     parameters; options that belong to the other rule (e.g. ``momentum`` for
     Adam) are ignored, as MLPClassifier ignores them."""
@@ -309,6 +329,7 @@ def make_optimizer(solver, *, learning_rate_init, state=None, l1=0.0, **options)
     return _RULES[solver](
         learning_rate_init,
         l1=l1,
+        l2=l2,
         average=options.get("average", False),
         state=state,
         **mine,

@@ -1,0 +1,348 @@
+"""Solvers that need no tuning: the targets of issue 12, measured in one run.
+
+One command::
+
+    python benchmarks/bench_solvers.py            # the full set (a few minutes)
+    python benchmarks/bench_solvers.py --smoke    # tiny data (run by the tests)
+
+Three tables, printed as Markdown and saved with the raw numbers as JSON:
+
+1. L-BFGS on unscaled data (feature scales spread over 1e-3..1e3, means far
+   from zero; dense and sparse): the objective J at the default ``max_iter``
+   relative to a tight reference optimum, whether a ConvergenceWarning was
+   raised and whether the default ``tol`` was met, and the iterations needed
+   to come within 1e-8 of the optimum, against the same data standardized.
+   Side by side: sksoftmax without preconditioning (``precondition=False``,
+   the behaviour before), LogisticRegression (lbfgs, newton-cholesky) and,
+   when installed, scikit-learn-intelex's LogisticRegression.
+2. SGD and Adam with every parameter at its default (``max_iter=50``): J
+   relative to the L-BFGS optimum, on standardized and on unscaled data,
+   against the defaults before (``learning_rate_init=0.001``, no
+   preconditioning, no averaging).
+3. A ``partial_fit`` stream whose every chunk lacks one class: test accuracy
+   against L-BFGS on the same data, with MLPClassifier (no hidden layer) and
+   SGDClassifier as anchors.
+
+Only objectives, iteration counts and accuracies are compared: no timings.
+"""
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the checkout's package, also when not installed
+
+from sklearn.datasets import make_classification  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.linear_model import LogisticRegression, SGDClassifier  # noqa: E402
+from sklearn.neural_network import MLPClassifier  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+from sksoftmax import SoftmaxRegressionClassifier  # noqa: E402
+from sksoftmax._loss import LinearSoftmaxLoss  # noqa: E402
+
+C = 1.0
+OLD_SGD = dict(learning_rate_init=0.001, precondition=False, average=False)
+
+
+def unscale(X, seed):
+    """Columns times scales spread over 1e-3..1e3, shifted far from zero (a
+    sparse X is only scaled: a shift would densify it)."""
+    rng = np.random.default_rng(seed)
+    d = X.shape[1]
+    scales = 10.0 ** rng.uniform(-3, 3, d)
+    if sp.issparse(X):
+        return sp.csr_matrix(X @ sp.diags(scales))
+    return X * scales + rng.uniform(-5, 5, d) * scales * 10
+
+
+def datasets(smoke):
+    """name -> (X unscaled, X standardized, y)."""
+    shapes = (
+        [("dense 2000x10x3", 2000, 10, 3)]
+        if smoke
+        else [
+            ("dense 30000x60x6", 30000, 60, 6),
+            ("dense 5000x20x3", 5000, 20, 3),
+            ("dense 10000x30x2", 10000, 30, 2),
+        ]
+    )
+    out = {}
+    for i, (name, n, d, k) in enumerate(shapes):
+        X, y = make_classification(
+            n_samples=n,
+            n_features=d,
+            n_informative=max(2, d // 2),
+            n_classes=k,
+            n_clusters_per_class=1,
+            flip_y=0.05,
+            random_state=i,
+        )
+        Xs = StandardScaler().fit_transform(X)
+        out[name] = (unscale(Xs, i), Xs, y)
+    n, d, k = (2000, 200, 5) if smoke else (20000, 2000, 20)
+    rng = np.random.default_rng(7)
+    Xs = sp.random(n, d, density=0.005, format="csr", random_state=7)
+    Xs.data = rng.standard_normal(Xs.nnz)
+    Wt = rng.standard_normal((k, d)) * 3
+    y = np.argmax(Xs @ Wt.T + rng.gumbel(size=(n, k)), axis=1)
+    # Standardized for sparse data: unit root mean square per column.
+    rms = np.sqrt(np.asarray(Xs.multiply(Xs).mean(axis=0)).ravel())
+    Xs = sp.csr_matrix(Xs @ sp.diags(1.0 / np.where(rms > 0, rms, 1.0)))
+    out[f"sparse {n}x{d}x{k}"] = (unscale(Xs, 7), Xs, y)
+    return out
+
+
+def objective(coef, intercept, X, y, n_classes):
+    loss = LinearSoftmaxLoss(n_classes, X.shape[1], alpha=1.0 / (C * X.shape[0]))
+    coef = np.asarray(coef, dtype=np.float64)
+    return loss.loss(np.concatenate([coef.ravel(), intercept]), X, y)
+
+
+def fit(make, X, y):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        est = make().fit(X, y)
+    warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    n_iter = int(np.max(est.n_iter_))
+    J = objective(est.coef_, est.intercept_, X, y, len(np.unique(y)))
+    return est, J, n_iter, warned
+
+
+def reference(X, y):
+    """A tight optimum: the lower J of preconditioned L-BFGS at tol=1e-12 and
+    LogisticRegression's newton-cholesky at tol=1e-12 (a Newton method, so
+    indifferent to the scales); the largest gradient entry there is
+    reported beside it."""
+    best = None
+    for make in (
+        lambda: SoftmaxRegressionClassifier(C=C, tol=1e-12, max_iter=20000),
+        lambda: LogisticRegression(
+            C=C, solver="newton-cholesky", tol=1e-12, max_iter=1000
+        ),
+    ):
+        est, J, _, _ = fit(make, X, y)
+        if best is None or J < best[1]:
+            best = (est, J)
+    est, J = best
+    k = len(np.unique(y))
+    loss = LinearSoftmaxLoss(k, X.shape[1], alpha=1.0 / (C * X.shape[0]))
+    coef = np.concatenate([np.ravel(est.coef_), np.ravel(est.intercept_)])
+    g = loss.gradient(coef, X, y)
+    return J, float(np.max(np.abs(g)))
+
+
+def iterations_to(curve, J_star, rel):
+    for i, v in enumerate(curve):
+        if (v - J_star) / abs(J_star) <= rel:
+            return i + 1
+    return None
+
+
+def anchors(smoke):
+    out = {
+        "LogisticRegression lbfgs": lambda **kw: LogisticRegression(
+            C=C, solver="lbfgs", **kw
+        ),
+        "LogisticRegression newton-cholesky": lambda **kw: LogisticRegression(
+            C=C, solver="newton-cholesky", **kw
+        ),
+    }
+    try:
+        from sklearnex.linear_model import LogisticRegression as ExLR
+    except ImportError:
+        print("scikit-learn-intelex is not installed: its anchor is skipped.")
+    else:
+        out["intelex LogisticRegression"] = lambda **kw: ExLR(C=C, **kw)
+    return out
+
+
+def lbfgs_table(data, smoke):
+    rows = []
+    for name, (Xu, Xs, y) in data.items():
+        for kind, X in (("unscaled", Xu), ("standardized", Xs)):
+            J_star, gmax = reference(X, y)
+            ests = {
+                "sksoftmax": lambda **kw: SoftmaxRegressionClassifier(C=C, **kw),
+                "sksoftmax precondition=False": lambda **kw: (
+                    SoftmaxRegressionClassifier(C=C, precondition=False, **kw)
+                ),
+                **anchors(smoke),
+            }
+            for est_name, make in ests.items():
+                _, J, n_iter, warned = fit(make, X, y)
+                row = dict(
+                    data=name,
+                    kind=kind,
+                    estimator=est_name,
+                    J_star=J_star,
+                    ref_max_grad=gmax,
+                    rel_default=(J - J_star) / J_star,
+                    iter_default=n_iter,
+                    warned=warned,
+                )
+                # precondition=False takes thousands of iterations on
+                # unscaled data: run to convergence only where it is fast.
+                if est_name == "sksoftmax" or (
+                    est_name.startswith("sksoftmax") and kind == "standardized"
+                ):
+                    max_iter = 300 if smoke else 3000
+                    est, J_t, n_t, _ = fit(
+                        lambda make=make, max_iter=max_iter: make(
+                            tol=1e-10, max_iter=max_iter
+                        ),
+                        X,
+                        y,
+                    )
+                    row["iter_to_1e-8"] = iterations_to(est.loss_curve_, J_star, 1e-8)
+                    row["iter_tol_1e-10"] = n_t
+                    row["rel_tol_1e-10"] = (J_t - J_star) / J_star
+                rows.append(row)
+                print(_lbfgs_line(row), flush=True)
+    return rows
+
+
+def _lbfgs_line(r):
+    to8 = r.get("iter_to_1e-8", "")
+    return (
+        f"| {r['data']} | {r['kind']} | {r['estimator']} | {r['rel_default']:.1e} "
+        f"| {r['iter_default']} | {'yes' if r['warned'] else 'no'} "
+        f"| {'-' if to8 is None else to8} "
+        f"| {r.get('iter_tol_1e-10', '')} |"
+    )
+
+
+def stochastic_table(data, smoke):
+    rows = []
+    for name, (Xu, Xs, y) in data.items():
+        for kind, X in (("standardized", Xs), ("unscaled", Xu)):
+            J_star, _ = reference(X, y)
+            for solver in ("sgd", "adam"):
+                for label, params in (("defaults", {}), ("old defaults", OLD_SGD)):
+                    est, J, n_iter, warned = fit(
+                        lambda solver=solver, params=params: (
+                            SoftmaxRegressionClassifier(
+                                C=C,
+                                solver=solver,
+                                max_iter=50,
+                                random_state=0,
+                                **params,
+                            )
+                        ),
+                        X,
+                        y,
+                    )
+                    row = dict(
+                        data=name,
+                        kind=kind,
+                        estimator=f"{solver} {label}",
+                        rel=(J - J_star) / J_star,
+                        epochs=n_iter,
+                        finite=bool(np.isfinite(J)),
+                    )
+                    rows.append(row)
+                    print(
+                        f"| {name} | {kind} | {row['estimator']} | {row['rel']:.1e} "
+                        f"| {n_iter} |",
+                        flush=True,
+                    )
+    return rows
+
+
+def skewed_stream(smoke):
+    """Every chunk lacks one class (in turn); 30 passes of 250-row chunks."""
+    n, d, k, passes, chunk = (600, 5, 3, 5, 100) if smoke else (2000, 10, 4, 30, 250)
+    X, y = make_classification(
+        n_samples=2 * n,
+        n_features=d,
+        n_informative=d // 2 + 1,
+        n_classes=k,
+        n_clusters_per_class=1,
+        flip_y=0.1,
+        random_state=3,
+    )
+    X = StandardScaler().fit_transform(X)
+    Xtr, ytr, Xte, yte = X[:n], y[:n], X[n:], y[n:]
+    rng = np.random.default_rng(0)
+    chunks = []
+    for p in range(passes):
+        order = rng.permutation(n)
+        for j in range(n // chunk):
+            missing = (p + j) % k
+            rows = order[ytr[order] != missing]
+            chunks.append(rng.choice(rows, size=chunk, replace=False))
+    classes = np.arange(k)
+    ref = SoftmaxRegressionClassifier(C=C).fit(Xtr, ytr)
+    results = {"L-BFGS (fit)": ref.score(Xte, yte)}
+    print(f"| L-BFGS (fit on all the data) | {results['L-BFGS (fit)']:.3f} |")
+    # The stream sees the data `passes` times: C / passes is fit's objective.
+    streams = {
+        "sgd defaults": lambda: SoftmaxRegressionClassifier(
+            C=C / passes, solver="sgd", random_state=0
+        ),
+        "adam defaults": lambda: SoftmaxRegressionClassifier(
+            C=C / passes, solver="adam", random_state=0
+        ),
+        "sgd old defaults": lambda: SoftmaxRegressionClassifier(
+            C=C / passes, solver="sgd", random_state=0, **OLD_SGD
+        ),
+        "adam old defaults": lambda: SoftmaxRegressionClassifier(
+            C=C / passes, solver="adam", random_state=0, **OLD_SGD
+        ),
+        "MLPClassifier (no hidden layer)": lambda: MLPClassifier(
+            hidden_layer_sizes=(), random_state=0
+        ),
+        "SGDClassifier log_loss": lambda: SGDClassifier(
+            loss="log_loss", random_state=0
+        ),
+    }
+    for name, make in streams.items():
+        est = make()
+        for idx in chunks:
+            est.partial_fit(Xtr[idx], ytr[idx], classes=classes)
+        results[name] = est.score(Xte, yte)
+        print(f"| {name} | {results[name]:.3f} |", flush=True)
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny data")
+    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results"))
+    args = parser.parse_args(argv)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    data = datasets(args.smoke)
+    print("## L-BFGS on unscaled data")
+    print(
+        "| data | X | estimator | J/J*-1 at defaults | iterations | "
+        "ConvergenceWarning | iterations to 1e-8 | iterations at tol=1e-10 |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    lbfgs = lbfgs_table(data, args.smoke)
+    print("\n## SGD and Adam with defaults, max_iter=50")
+    print("| data | X | solver | J/J*-1 | epochs |")
+    print("|---|---|---|---|---|")
+    stochastic = stochastic_table(data, args.smoke)
+    print("\n## Class-skewed partial_fit stream (test accuracy)")
+    print("| estimator | accuracy |")
+    print("|---|---|")
+    stream = skewed_stream(args.smoke)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_solvers.json").write_text(
+        json.dumps(
+            {"lbfgs": lbfgs, "stochastic": stochastic, "stream": stream},
+            indent=1,
+            default=float,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
