@@ -22,6 +22,7 @@ from sklearn.utils import check_random_state
 
 from ._backend import ComputeTarget, asarray_like, get_namespace, take_rows, to_numpy
 from ._loss import LinearSoftmaxLoss
+from ._precondition import ColumnStats, MinibatchSetup, block_curvature
 from ._solvers import (
     MinibatchOptimizer,
     NoImprovementStop,
@@ -38,6 +39,8 @@ HOST = ComputeTarget(None, np.empty((1, 1)))
 
 def _map_state(state, fn):
     """The optimizer ``state`` with ``fn`` applied to its moment arrays."""
+    if state.get("average") is not None:
+        state = {**state, "average": [fn(a) for a in state["average"]]}
     moments = state["moments"]
     if moments is None:
         return state
@@ -78,18 +81,15 @@ def chunk_pass(
     return [to_numpy(p) for p in params], float(total)
 
 
-def make_optimizer(estimator, state=None):
-    """The estimator's :class:`MinibatchOptimizer`, resuming ``state``."""
+def make_optimizer(estimator, state=None, setup=None):
+    """The estimator's :class:`MinibatchOptimizer`, resuming ``state``, in the
+    variables of ``setup`` (a :class:`~sksoftmax._precondition.MinibatchSetup`)."""
     est = estimator
-    if est.learning_rate_init == "auto":
-        raise NotImplementedError(
-            "learning_rate_init='auto' (the default) is not available yet for "
-            "Dask and memmap input; pass a number, e.g. learning_rate_init=0.01 "
-            "for standardized features."
-        )
     return MinibatchOptimizer(
         est.solver,
-        learning_rate_init=est.learning_rate_init,
+        learning_rate_init=setup.learning_rate_init,
+        l2=setup.l2_weights(),
+        average=est.average,
         learning_rate=est.learning_rate,
         power_t=est.power_t,
         momentum=est.momentum,
@@ -132,7 +132,7 @@ def run_chunked_epochs(
         params, optimizer, rng, epoch_sum = run_epoch(order, params, optimizer, rng)
         epochs += 1
         optimizer.end_epoch(n_samples)
-        objective = epoch_sum / S
+        objective = epoch_sum / S + optimizer.penalty(params[0], np)
         improved = rule.loss_improved(objective)
         if monitor.step(objective, learning_rate=float(optimizer.learning_rate)):
             stopped = True
@@ -165,10 +165,13 @@ def fit_chunked_stochastic(
     dtype,
     incremental=False,
     single_pass=False,
+    stats=None,
+    curvature=None,
 ):
     """SGD/Adam for ``estimator`` over chunked data; returns what ``_store``
     takes. ``run_epoch(order, params, optimizer, rng, *, loss, batch_size,
-    shuffle)`` runs one pass over the chunks in ``order``."""
+    shuffle)`` runs one pass over the chunks in ``order``. ``stats`` and
+    ``curvature``: see :class:`~sksoftmax._precondition.MinibatchSetup`."""
     est = estimator
     S = S_batch + (est._seen_weight if incremental else 0.0)
     alpha = 0.0 if np.isinf(est.C) else 1.0 / (est.C * S)
@@ -180,10 +183,26 @@ def fit_chunked_stochastic(
         label_smoothing=est.label_smoothing,
     )
     W0, b0 = est._initial_params(loss, None, classes, incremental)
-    params = [W0.astype(dtype)] + ([b0.astype(dtype)] if est.fit_intercept else [])
     state = None
     if incremental:
         state = _map_state(copy.deepcopy(est._optimizer_state), to_numpy)
+    setup = MinibatchSetup(
+        loss,
+        W0,
+        b0,
+        solver=est.solver,
+        precondition=est.precondition,
+        learning_rate_init=est.learning_rate_init,
+        batch_size=est._batch_size(n_samples),
+        momentum=est.momentum,
+        n_samples=n_samples,
+        stats=stats,
+        curvature=curvature,
+        state=state,
+    )
+    params = [setup.V0.astype(dtype)]
+    params += [setup.c0.astype(dtype)] if est.fit_intercept else []
+    loss = setup.loss
     rng = (
         copy.deepcopy(est._rng) if incremental else check_random_state(est.random_state)
     )
@@ -209,7 +228,7 @@ def fit_chunked_stochastic(
         epoch,
         n_chunks,
         params,
-        make_optimizer(est, state),
+        make_optimizer(est, state, setup),
         rng,
         S=S_batch,
         n_samples=n_samples,
@@ -219,6 +238,7 @@ def fit_chunked_stochastic(
         n_iter_no_change=est.n_iter_no_change,
         monitor=monitor,
     )
+    setup.finish(res, use_average=est.average)
     if not res.converged and not single_pass:
         warnings.warn(
             f"Stochastic optimizer: maximum iterations ({est.max_iter}) "
@@ -346,6 +366,19 @@ def fit_memmap(estimator, X, y, sample_weight, rows):
         classes=classes,
         S_batch=float(X.shape[0] if sw is None else sw.sum()),
         dtype=dtype,
+        stats=lambda: _memmap_stats(blocks, sw),
+        curvature=lambda pre: block_curvature(
+            blocks.read(0), pre, None if sw is None else sw[: blocks.bounds(0)[1]]
+        ),
     )
     est._store(fitted)
     return est
+
+
+def _memmap_stats(blocks, sw):
+    """Column statistics in one pass over the blocks of the file."""
+    stats = ColumnStats()
+    for i in range(len(blocks)):
+        start, stop = blocks.bounds(i)
+        stats.update(blocks.read(i), None if sw is None else sw[start:stop])
+    return stats

@@ -33,6 +33,7 @@ from sklearn.utils.validation import (
 from ._backend import asarray_like, device, get_namespace, is_foreign_array, to_numpy
 from ._chunked import HOST, chunk_pass, fit_chunked_stochastic
 from ._loss import LinearSoftmaxLoss
+from ._precondition import block_curvature, chunk_column_stats, merge_column_stats
 from ._solvers import TrainingMonitor, minimize_lbfgs
 
 __all__ = ["fit_dask", "is_dask_collection", "partial_fit_dask"]
@@ -350,6 +351,8 @@ def _fit_lbfgs(est, data):
         max_iter=est.max_iter,
         tol=est.tol,
         monitor=monitor,
+        preconditioner=_preconditioner(est, data, alpha),
+        layout=loss,
     )
     res.W, res.b = loss.unpack(res.W)
     if res.state["status"] == 1:
@@ -360,6 +363,35 @@ def _fit_lbfgs(est, data):
             stacklevel=4,
         )
     return loss, data.classes, res, data.S, HOST, data.dtype
+
+
+def _column_stats(data):
+    """Column statistics gathered on the workers, a few vectors per chunk."""
+    import dask
+
+    task = dask.delayed(chunk_column_stats, pure=True)
+    (stats,) = dask.compute(
+        dask.delayed(merge_column_stats)(*[task(c) for c in data.chunks])
+    )
+    return stats
+
+
+def _first_chunk_curvature(data, pre):
+    """The default step's curvature, estimated on the worker of chunk 0."""
+    import dask
+
+    def curvature(chunk, pre):
+        X, _, sample_weight = chunk
+        return block_curvature(X, pre, sample_weight)
+
+    (out,) = dask.compute(dask.delayed(curvature)(data.chunks[0], pre))
+    return out
+
+
+def _preconditioner(est, data, alpha):
+    if not est.precondition:
+        return None
+    return _column_stats(data).preconditioner(center=est.fit_intercept, alpha=alpha)
 
 
 def _dask_epoch(data):
@@ -396,6 +428,8 @@ def _fit_stochastic(est, data, *, incremental=False, single_pass=False):
         dtype=data.dtype,
         incremental=incremental,
         single_pass=single_pass,
+        stats=lambda: _column_stats(data),
+        curvature=lambda pre: _first_chunk_curvature(data, pre),
     )
 
 

@@ -415,6 +415,11 @@ def default_learning_rate(*, solver, lam, max_row_sq, batch_size, n_samples, mom
     return float((1.0 - momentum if momentum < 1 else 0.1) / L)
 
 
+def _place(a, like):
+    a = np.array(to_numpy(a), dtype=np.float64)
+    return a if like is None else asarray_like(a, like)
+
+
 def fit_preconditioner(
     X, sample_weight=None, *, fit_intercept, alpha=0.0, enabled=True
 ):
@@ -429,22 +434,23 @@ def fit_preconditioner(
 
 class MinibatchSetup:
     """SGD/Adam in the scaled variables: the start point, the default step,
-    the per-feature L1 weights, and the way back to ``(W, b)``.
+    the per-feature L1 and L2 weights, and the way back to ``(W, b)``.
 
-    Built once per ``fit``/``partial_fit`` call on the in-memory data ``X``
-    (chunked input: build the :class:`Preconditioner` from a
-    :class:`ColumnStats` over the chunks and ``lam``/``max_row_sq`` from
-    :func:`block_curvature` over a chunk, and pass them in). ``state`` is the
-    optimizer state of the previous ``partial_fit`` call or None; it carries
-    the preconditioner, the resolved step and the last raw iterate, so a
-    stream keeps one set of variables.
+    Built once per ``fit``/``partial_fit`` call. It asks the data for two
+    things, only when needed, through callables (so any input kind can
+    answer): ``stats()`` returns the :class:`ColumnStats` of the training
+    rows (in memory: one ``update``; chunks: one per chunk, merged), and
+    ``curvature(pre)`` returns :func:`block_curvature`'s ``(lam,
+    max_row_sq)`` (in memory: over X; chunks: over one chunk). ``like`` is an
+    array whose namespace and device the start point takes (None: NumPy).
+    ``state`` is the optimizer state of the previous ``partial_fit`` call or
+    None; it carries the preconditioner, the resolved step and the last raw
+    iterate, so that a stream keeps one set of variables.
     """
 
     def __init__(
         self,
         loss,
-        X,
-        sample_weight,
         W0,
         b0,
         *,
@@ -453,53 +459,42 @@ class MinibatchSetup:
         learning_rate_init,
         batch_size,
         momentum,
+        n_samples,
+        stats,
+        curvature,
+        like=None,
         state=None,
-        preconditioner=None,
-        curvature=None,
     ):
-        xp = get_namespace(X)
         if state is not None and "scale" in state:
             pre = Preconditioner(state["scale"], state["mean"])
-        elif preconditioner is not None:
-            pre = preconditioner
+        elif precondition:
+            pre = stats().preconditioner(center=loss.fit_intercept, alpha=loss.alpha)
         else:
-            pre = fit_preconditioner(
-                X,
-                sample_weight,
-                fit_intercept=loss.fit_intercept,
-                alpha=loss.alpha,
-                enabled=precondition,
-            )
+            pre = Preconditioner.identity(loss.n_features)
         self.pre = pre
         self.loss = ScaledMinibatchLoss(loss, pre)
-        if state is not None and "lr_init" in state:
+        if learning_rate_init != "auto":
+            lr = float(learning_rate_init)
+        elif state is not None and "lr_init" in state:
             lr = state["lr_init"]
-        elif learning_rate_init == "auto":
-            lam, max_row_sq = (
-                block_curvature(X, pre, sample_weight)
-                if curvature is None
-                else curvature
-            )
+        else:
+            lam, max_row_sq = curvature(pre)
             lr = default_learning_rate(
                 solver=solver,
                 lam=lam,
                 max_row_sq=max_row_sq,
                 batch_size=batch_size,
-                n_samples=X.shape[0],
+                n_samples=n_samples,
                 momentum=momentum,
             )
-        else:
-            lr = float(learning_rate_init)
         self.learning_rate_init = lr
         iterate = None if state is None else state.get("iterate")
         if iterate is not None:
-            V, c = (asarray_like(to_numpy(a), X, xp=xp) for a in iterate)
-            c = c if loss.fit_intercept else None
+            V, c = iterate[0], iterate[1] if len(iterate) > 1 else None
         else:
             V, c = pre.to_scaled(W0, b0 if loss.fit_intercept else None)
-            V = asarray_like(V, X, xp=xp)
-            c = None if c is None else asarray_like(c, X, xp=xp)
-        self.V0, self.c0 = V, c
+        self.V0 = _place(V, like)
+        self.c0 = None if c is None else _place(c, like)
 
     def l1_weights(self, l1):
         """``l1 * ||W||_1 = sum_j (l1 / s_j) ||V_j||_1``: per-feature weights."""
@@ -516,12 +511,14 @@ class MinibatchSetup:
         """The previous optimizer state (copied), or None for a fresh start."""
         return None if state is None else dict(state)
 
-    def finish(self, res, optimizer, *, use_average):
+    def finish(self, res, *, use_average):
         """Map ``res`` (scaled ``W``, ``b``) back to the original variables in
         place; the reported parameters are the iterate average when
         ``use_average``. Records what the next ``partial_fit`` needs."""
         raw = [res.W] if res.b is None else [res.W, res.b]
-        params = optimizer.averaged(raw) if use_average else raw
+        # res.state, not an optimizer object: chunked runs copy the optimizer.
+        average = res.state.get("average") if use_average else None
+        params = list(average) if average is not None else raw
         W, b = self.pre.to_original(params[0], params[1] if len(params) > 1 else None)
         res.W, res.b = W, b
         state = res.state
@@ -529,3 +526,18 @@ class MinibatchSetup:
         state["lr_init"] = self.learning_rate_init
         state["iterate"] = [to_numpy(a).copy() for a in raw]
         return res
+
+
+def chunk_column_stats(chunk):
+    """:class:`ColumnStats` of one ``(X, target, sample_weight)`` chunk (a
+    task on the worker that holds it)."""
+    X, _, sample_weight = chunk
+    return ColumnStats().update(X, sample_weight)
+
+
+def merge_column_stats(*parts):
+    """One :class:`ColumnStats` of many (a reduction task)."""
+    total = ColumnStats()
+    for part in parts:
+        total.merge(part)
+    return total

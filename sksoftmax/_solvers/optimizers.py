@@ -132,11 +132,6 @@ class _Optimizer:
                 a + w * (p - a) for a, p in zip(st["average"], params, strict=True)
             ]
 
-    def averaged(self, params):
-        """The parameters to report: the iterate average when ``average``."""
-        avg = self.state.get("average")
-        return list(avg) if self.average and avg is not None else params
-
     def penalty(self, W, xp):
         """``sum l1 |W| + l2 / 2 W^2``, the part of J the loss does not see."""
         total = 0.0
