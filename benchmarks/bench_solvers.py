@@ -121,12 +121,14 @@ def reference(X, y):
     indifferent to the scales); the largest gradient entry there is
     reported beside it."""
     best = None
-    for make in (
-        lambda: SoftmaxRegressionClassifier(C=C, tol=1e-12, max_iter=20000),
-        lambda: LogisticRegression(
-            C=C, solver="newton-cholesky", tol=1e-12, max_iter=1000
-        ),
-    ):
+    makers = [lambda: SoftmaxRegressionClassifier(C=C, tol=1e-12, max_iter=20000)]
+    if newton_fits(X, y):
+        makers.append(
+            lambda: LogisticRegression(
+                C=C, solver="newton-cholesky", tol=1e-12, max_iter=1000
+            )
+        )
+    for make in makers:
         est, J, _, _ = fit(make, X, y)
         if best is None or J < best[1]:
             best = (est, J)
@@ -136,6 +138,13 @@ def reference(X, y):
     coef = np.concatenate([np.ravel(est.coef_), np.ravel(est.intercept_)])
     g = loss.gradient(coef, X, y)
     return J, float(np.max(np.abs(g)))
+
+
+def newton_fits(X, y):
+    """newton-cholesky forms the Hessian of all k * d coefficients: skip it
+    where that matrix would not fit comfortably in memory (over 1 GB)."""
+    n_params = len(np.unique(y)) * (X.shape[1] + 1)
+    return n_params**2 * 8 < 2**30
 
 
 def iterations_to(curve, J_star, rel):
@@ -175,6 +184,9 @@ def lbfgs_table(data, smoke):
                 ),
                 **anchors(smoke),
             }
+            if not newton_fits(X, y):
+                print(f"{name}: newton-cholesky skipped (Hessian over 1 GB).")
+                ests.pop("LogisticRegression newton-cholesky")
             for est_name, make in ests.items():
                 _, J, n_iter, warned = fit(make, X, y)
                 row = dict(

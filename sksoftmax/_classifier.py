@@ -126,9 +126,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         smoothness of a minibatch's objective in the preconditioned variables
         (half the top eigenvalue of the features' second moment plus one for
         the intercept, moving toward half the largest squared row norm as
-        the batch shrinks, plus the L2 term); for Adam, 0.01 in the
-        preconditioned (standardized) variables. ``partial_fit`` fixes it on
-        its first call.
+        the batch shrinks; the L2 term is taken by a proximal step); for
+        Adam, 0.03 in the preconditioned (standardized) variables.
+        ``partial_fit`` fixes it on its first call. Dask and memmap input
+        estimate the curvature on their first chunk.
     power_t : float >= 0, default=0.5
         Exponent of the ``invscaling`` schedule.
     momentum : float in [0, 1], default=0.9

@@ -1,0 +1,212 @@
+"""SGD and Adam with every parameter at its default: the data-derived step,
+preconditioning and iterate averaging reach the L-BFGS optimum; MLPClassifier's
+compatibility points (n_iter_no_change=np.inf, best_validation_score_,
+partial_fit with early_stopping)."""
+
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from sklearn.datasets import make_classification
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import StandardScaler
+
+from sksoftmax import SoftmaxRegressionClassifier
+from sksoftmax._loss import LinearSoftmaxLoss
+from sksoftmax._precondition import default_learning_rate
+from sksoftmax._solvers.optimizers import SGD, Adam, make_optimizer
+
+
+def objective(clf, X, y, C=1.0):
+    loss = LinearSoftmaxLoss(len(clf.classes_), X.shape[1], alpha=1.0 / (C * len(y)))
+    return loss.loss(np.concatenate([clf.coef_.ravel(), clf.intercept_]), X, y)
+
+
+@pytest.fixture(scope="module")
+def standardized():
+    X, y = make_classification(
+        n_samples=1500,
+        n_features=10,
+        n_informative=6,
+        n_classes=4,
+        n_clusters_per_class=1,
+        random_state=0,
+    )
+    return StandardScaler().fit_transform(X), y
+
+
+@pytest.fixture(scope="module")
+def raw(standardized):
+    X, y = standardized
+    scales = np.logspace(-3, 3, X.shape[1])
+    return X * scales + 20 * scales, y
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("kind, rel", [("standardized", 1e-3), ("raw", 1e-2)])
+def test_defaults_reach_the_lbfgs_objective(request, solver, kind, rel):
+    X, y = request.getfixturevalue(kind)
+    J_star = objective(
+        SoftmaxRegressionClassifier(tol=1e-10, max_iter=1000).fit(X, y), X, y
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf = SoftmaxRegressionClassifier(solver=solver, max_iter=50, random_state=0)
+        clf.fit(X, y)
+    assert clf.n_iter_ <= 50
+    assert (objective(clf, X, y) - J_star) / J_star < rel
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_class_skewed_stream_ends_near_lbfgs(standardized, solver):
+    """Every chunk lacks one class, in turn: the averaged iterate does not
+    drift toward the classes of the last chunks."""
+    X, y = standardized
+    Xtr, ytr, Xte, yte = X[:1000], y[:1000], X[1000:], y[1000:]
+    rng = np.random.default_rng(0)
+    passes = 10
+    ref = SoftmaxRegressionClassifier().fit(Xtr, ytr).score(Xte, yte)
+    clf = SoftmaxRegressionClassifier(C=1.0 / passes, solver=solver, random_state=0)
+    for p in range(passes):
+        order = rng.permutation(1000)
+        for j in range(8):
+            rows = order[ytr[order] != (p + j) % 4][:125]
+            clf.partial_fit(Xtr[rows], ytr[rows], classes=np.arange(4))
+    assert clf.score(Xte, yte) >= ref - 0.02
+
+
+def test_explicit_learning_rate_is_used(standardized):
+    X, y = standardized
+    clf = SoftmaxRegressionClassifier(
+        solver="sgd", learning_rate_init=0.0123, max_iter=2, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    assert clf._optimizer_state["lr_init"] == 0.0123
+
+
+def test_partial_fit_keeps_the_step_of_its_first_call(standardized):
+    X, y = standardized
+    clf = SoftmaxRegressionClassifier(solver="sgd", random_state=0)
+    clf.partial_fit(X[:200], y[:200], classes=np.arange(4))
+    first = clf._optimizer_state["lr_init"]
+    clf.partial_fit(X[200:210] * 100, y[200:210])
+    assert clf._optimizer_state["lr_init"] == first
+
+
+def test_default_step_formula():
+    # Full batch (B = n): (1 - momentum) / ((lam + 1) / 2).
+    lr = default_learning_rate(
+        solver="sgd",
+        lam=3.0,
+        max_row_sq=50.0,
+        batch_size=100,
+        n_samples=100,
+        momentum=0.9,
+    )
+    assert_allclose(lr, 0.1 / 2.0)
+    # One row per batch: the largest row norm decides.
+    lr1 = default_learning_rate(
+        solver="sgd",
+        lam=3.0,
+        max_row_sq=50.0,
+        batch_size=1,
+        n_samples=100,
+        momentum=0.9,
+    )
+    assert_allclose(lr1, 0.1 / 25.5)
+    assert default_learning_rate(
+        solver="adam",
+        lam=3.0,
+        max_row_sq=50.0,
+        batch_size=1,
+        n_samples=100,
+        momentum=0.9,
+    ) == pytest.approx(0.03)
+
+
+# -- the update rules ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_l2_proximal_step_has_the_penalized_optimum_as_fixed_point(rng, solver):
+    """Gradients of 0.5 ||W - a||^2 plus an L2 prox of weight l2 per feature
+    converge to the minimizer a / (1 + l2) of the penalized objective."""
+    a = rng.standard_normal((2, 3))
+    l2 = np.array([0.5, 5.0, 50.0])
+    opt = make_optimizer(solver, learning_rate_init=0.05, l2=l2, momentum=0.5)
+    W = np.zeros((2, 3))
+    params = [W]
+    for _ in range(4000):
+        params = opt.update(params, [params[0] - a], np)
+    assert_allclose(params[0], a / (1 + l2), atol=1e-4)
+    assert_allclose(opt.penalty(params[0], np), 0.5 * np.sum(l2 * params[0] ** 2))
+
+
+def test_polynomial_decay_average_is_the_weighted_mean_of_the_iterates(rng):
+    opt = SGD(0.1, momentum=0.0, average=True)
+    params = [rng.standard_normal(4)]
+    iterates = []
+    for _ in range(20):
+        params = opt.update(params, [rng.standard_normal(4)], np)
+        iterates.append(params[0].copy())
+    # avg_t = avg_{t-1} + (x_t - avg_{t-1}) (eta + 1) / (t + eta), unrolled.
+    eta = 3.0
+    weights = np.zeros(20)
+    for t in range(1, 21):
+        w = 1.0 if t == 1 else (eta + 1) / (t + eta)
+        weights[: t - 1] *= 1 - w
+        weights[t - 1] = w
+    assert_allclose(weights.sum(), 1.0)
+    assert_allclose(opt.state["average"][0], weights @ np.array(iterates))
+
+
+def test_make_optimizer_picks_the_rule_and_its_options():
+    assert isinstance(make_optimizer("sgd", learning_rate_init=0.1), SGD)
+    adam = make_optimizer("adam", learning_rate_init=0.1, momentum=0.3, beta_1=0.5)
+    assert isinstance(adam, Adam) and adam.beta_1 == 0.5
+    with pytest.raises(TypeError, match="Unknown optimizer options"):
+        make_optimizer("sgd", learning_rate_init=0.1, momentun=0.3)
+    with pytest.raises(ValueError, match="must be resolved"):
+        make_optimizer("sgd", learning_rate_init="auto")
+    with pytest.raises(ValueError, match="solver must be"):
+        make_optimizer("lbfgs", learning_rate_init=0.1)
+
+
+# -- MLPClassifier's compatibility points ---------------------------------------
+
+
+def test_n_iter_no_change_inf_runs_every_epoch(standardized):
+    X, y = standardized
+    clf = SoftmaxRegressionClassifier(
+        solver="adam", n_iter_no_change=np.inf, max_iter=7, random_state=0
+    )
+    with pytest.warns(ConvergenceWarning):
+        clf.fit(X[:300], y[:300])
+    assert clf.n_iter_ == 7
+
+
+def test_best_validation_score(standardized):
+    X, y = standardized
+    clf = SoftmaxRegressionClassifier(
+        solver="sgd", early_stopping=True, max_iter=20, random_state=0
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, y)
+    assert clf.best_validation_score_ == max(clf.validation_scores_)
+    plain = SoftmaxRegressionClassifier(solver="sgd", max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain.fit(X, y)
+    assert plain.best_validation_score_ is None
+
+
+def test_partial_fit_with_early_stopping_raises(standardized):
+    X, y = standardized
+    clf = SoftmaxRegressionClassifier(solver="sgd", early_stopping=True)
+    with pytest.raises(ValueError, match="partial_fit does not support early_stop"):
+        clf.partial_fit(X, y, classes=np.arange(4))
+    assert not hasattr(clf, "coef_")
