@@ -7,6 +7,8 @@ caller asks for the GPU, never when the package is imported.
 
 import functools
 import sys
+import threading
+from contextlib import contextmanager
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,7 +33,7 @@ __all__ = [
 ]
 
 
-def _is_cupy_sparse(X):
+def is_cupy_sparse(X):
     # Never import CuPy here: if it is not loaded, X cannot be a CuPy matrix.
     if "cupyx.scipy.sparse" not in sys.modules:
         return False
@@ -40,7 +42,7 @@ def _is_cupy_sparse(X):
 
 def is_sparse(X):
     """True for SciPy sparse matrices/arrays and CuPy's sparse matrices."""
-    return sp.issparse(X) or _is_cupy_sparse(X)
+    return sp.issparse(X) or is_cupy_sparse(X)
 
 
 def is_foreign_array(X):
@@ -55,7 +57,7 @@ def get_namespace(*arrays, xp=None):
     if xp is not None:
         return xp
     for a in arrays:
-        if _is_cupy_sparse(a):
+        if is_cupy_sparse(a):
             import cupy
 
             return array_namespace(cupy.empty(0))
@@ -222,18 +224,58 @@ def t_matmul(G, X):
     return G.T @ X
 
 
-def limit_scipy_blas_threads():
-    """A context that pins SciPy's own bundled OpenBLAS to one thread.
+class _ScipyBlasLimit:
+    """Pins SciPy's own bundled OpenBLAS to one thread while at least one fit
+    runs, and restores the thread count it had before the first of them.
 
-    pip's NumPy and SciPy each bundle an OpenBLAS with its own thread pool.
-    L-BFGS-B calls SciPy's copy between our evaluations; its idle threads then
-    spin and take the cores from NumPy's matrix products (measured: about 2x
-    on a 2-core machine). When both share one library nothing is limited.
+    A count of running fits under a lock: the first to enter saves the
+    setting and limits it, the last to leave restores it. Overlapping fits
+    (threads, GridSearchCV with a threading backend) therefore never leave
+    the limit behind, whatever order they end in.
     """
-    from contextlib import nullcontext
 
-    scipy_blas = _scipy_only_blas()
-    return nullcontext() if scipy_blas is None else scipy_blas.limit(limits=1)
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._running = 0
+        self._saved = None
+
+    @contextmanager
+    def __call__(self):
+        blas = _scipy_only_blas()
+        if blas is None:
+            yield
+            return
+        with self._lock:
+            if self._running == 0:
+                self._saved = blas.info()
+                blas.limit(limits=1)
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+                if self._running == 0:
+                    for lib in self._saved:
+                        blas.select(filepath=lib["filepath"]).limit(
+                            limits=lib["num_threads"]
+                        )
+                    self._saved = None
+
+
+limit_scipy_blas_threads = _ScipyBlasLimit()
+limit_scipy_blas_threads.__doc__ = """A context that pins SciPy's own bundled
+OpenBLAS to one thread while a fit runs.
+
+pip's NumPy and SciPy each bundle an OpenBLAS with its own thread pool.
+L-BFGS-B calls SciPy's copy between our evaluations; its idle threads then
+spin and take the cores from NumPy's matrix products (measured: about 2x
+on a 2-core machine). When both share one library nothing is limited.
+
+The setting is process-wide: while any fit runs, every thread of the process
+sees SciPy's BLAS (not NumPy's) at one thread; after the last running fit
+ends, the count it had before the first one is restored.
+"""
 
 
 @functools.lru_cache(maxsize=1)

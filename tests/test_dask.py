@@ -255,7 +255,7 @@ def test_lengths_that_differ(client, data, what):
         ("nan", "NaN or infinity"),
         ("negative-weight", "Negative values"),
         ("zero-weights", "all zero"),
-        ("soft-labels", "Soft labels"),
+        ("soft-labels", "probability distribution"),
         ("one-class", "only one class"),
         ("early-stopping", "early_stopping is not supported"),
         ("dataframe", "to_dask_array"),
@@ -272,8 +272,8 @@ def test_bad_input_is_refused(client, data, bad, match):
         sw = chunked(np.where(np.arange(N) == 7, -1.0, w))
     elif bad == "zero-weights":
         sw = chunked(np.zeros(N))
-    elif bad == "soft-labels":
-        y = np.eye(K)[y]
+    elif bad == "soft-labels":  # rows that do not sum to one
+        y = 0.5 * np.eye(K)[y]
     elif bad == "one-class":
         y = np.zeros(N, dtype=int)
     elif bad == "early-stopping":

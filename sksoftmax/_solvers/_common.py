@@ -28,8 +28,7 @@ class TrainingMonitor:
     """Records the objective after each iteration or epoch, prints it when
     ``verbose`` and asks the user's ``callback`` whether to stop."""
 
-    def __init__(self, estimator=None, *, verbose=0, callback=None, start_iter=0):
-        self.estimator = estimator
+    def __init__(self, *, verbose=0, callback=None, start_iter=0):
         self.verbose = verbose
         self.callback = callback
         self.loss_curve = []
@@ -62,7 +61,7 @@ class TrainingMonitor:
                 )
             print(line)
         if self.callback is not None:
-            return bool(self.callback(self.estimator, info))
+            return bool(self.callback(info))
         return False
 
 
