@@ -305,7 +305,8 @@ def class_weight_vector(class_weight, classes, class_mass=None):
     )
     if not np.all(np.isfinite(cw) & (cw >= 0)):
         raise ValueError(
-            f"class_weight values must be finite and non-negative; got {class_weight!r}."
+            "class_weight values must be finite and non-negative; got "
+            f"{class_weight!r}."
         )
     return cw
 
