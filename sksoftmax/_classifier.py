@@ -5,25 +5,17 @@ from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.metrics import accuracy_score
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_array,
-    check_consistent_length,
     check_is_fitted,
-    column_or_1d,
     validate_data,
 )
 
+from . import _prediction as prediction
 from ._backend import (
-    ComputeTarget,
-    asarray_like,
-    device,
-    get_namespace,
     is_cupy_sparse,
     is_foreign_array,
     to_numpy,
@@ -31,16 +23,12 @@ from ._backend import (
 from ._calibration import fit_temperature
 from ._data import is_dask_collection
 from ._functional import log_softmax, softmax
-from ._loss import LinearSoftmaxLoss
 from ._solvers.minibatch import map_state
 from ._training import Previous, train
 from ._validation import (
-    UnsupportedCombination,
-    column_names,
-    encode_labels,
-    numpy_float_dtype,
-    soft_target,
-    unique_classes,
+    check_partial_fit_call,
+    held_out_targets,
+    unnamed_soft_labels,
     validate_training_data,
     validate_X,
 )
@@ -319,7 +307,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         with self._keep_state_on_failure():
             fitted = hasattr(self, "classes_")
             keep_classes = (
-                self.warm_start and fitted and _unnamed_soft_labels(y, self.classes_)
+                self.warm_start and fitted and unnamed_soft_labels(y, self.classes_)
             )
             data = self._training_data(
                 X,
@@ -378,21 +366,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         (3, 1)
         """
         first = not hasattr(self, "classes_")
-        if first and classes is None:
-            raise ValueError("classes must be passed on the first call to partial_fit.")
-        if not first and classes is not None:
-            given = unique_classes(classes)
-            if not np.array_equal(given, self.classes_):
-                raise ValueError(
-                    f"classes={given.tolist()!r} is not the same as on the first "
-                    f"call to partial_fit, {self.classes_.tolist()!r}."
-                )
-        if self.class_weight == "balanced":
-            raise UnsupportedCombination(
-                'class_weight="balanced" is not supported by partial_fit: a chunk '
-                "does not know the class frequencies of the stream. Compute them "
-                "(sklearn.utils.class_weight.compute_class_weight) and pass a dict."
-            )
+        check_partial_fit_call(
+            classes, None if first else self.classes_, self.class_weight
+        )
         with self._keep_state_on_failure():
             data = self._training_data(
                 X,
@@ -463,37 +439,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         True
         """
         logits, xp, _ = self._logits(X, "calibrate_temperature")
-        y_in = y
-        y = check_array(
-            to_numpy(y) if is_foreign_array(y) else y,
-            ensure_2d=False,
-            dtype=None,
-            input_name="y",
-        )
-        check_consistent_length(logits, y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        dtype = numpy_float_dtype(logits)
-        if y.ndim == 2:
-            target, _ = soft_target(
-                y, dtype, names=column_names(y_in), classes=self.classes_
-            )
-        else:
-            target, _ = encode_labels(y, self.classes_)
-        target = asarray_like(
-            target, logits, dtype=None if y.ndim == 2 else xp.int64, xp=xp
-        )
-        sw = None
-        if sample_weight is not None:
-            if is_foreign_array(sample_weight):
-                sample_weight = to_numpy(sample_weight)
-            sw = _check_sample_weight(
-                sample_weight,
-                np.empty((logits.shape[0], 0)),
-                dtype=dtype,
-                ensure_non_negative=True,
-            )
-            sw = asarray_like(sw, logits, xp=xp)
+        target, sw = held_out_targets(y, sample_weight, logits, self.classes_)
         self.temperature_ = fit_temperature(logits, target, sw, xp=xp)
         return self
 
@@ -580,45 +526,32 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------ predict
 
-    def _validated_X(self, X, method):
+    def _logits(self, X, method):
+        """Logits of ``X`` where the arithmetic runs, the namespace there and
+        the placement; checks ``X`` as ``fit`` did."""
         check_is_fitted(self)
-        _check_same_namespace(X, self, method)
+        where = f"{type(self).__name__}.{method}"
+        prediction.check_same_namespace(X, self.coef_, self.device, where)
         if is_foreign_array(X) or is_cupy_sparse(X):
             X_checked = validate_X(X)
             validate_data(self, X, reset=False, skip_check_array=True)
-            return X_checked
-        return validate_data(
-            self,
-            X,
-            reset=False,
-            accept_sparse=["csr", "csc"],
-            dtype=[np.float64, np.float32],
+        else:
+            X_checked = validate_data(
+                self,
+                X,
+                reset=False,
+                accept_sparse=["csr", "csc"],
+                dtype=[np.float64, np.float32],
+            )
+        return prediction.logits(
+            X_checked, self.coef_, self.intercept_, len(self.classes_), self.device
         )
 
     def _map_dask(self, X, method):
-        """``method`` applied to each row chunk of the Dask array ``X``: a lazy
-        Dask array; X is never gathered on the client."""
-        from ._data.dask import map_rows
-
         check_is_fitted(self)
-        k = len(self.classes_)
-        if method == "predict":
-            return map_rows(X, self.predict, None, self.classes_.dtype)
-        n_columns = None if method == "decision_function" and k == 2 else k
-        dtype = np.float32 if X.dtype == np.float32 else np.float64
-        return map_rows(X, getattr(self, method), n_columns, dtype)
-
-    def _logits(self, X, method):
-        """Full logits (n, n_classes) where the arithmetic runs (binary gets the
-        zero column of class 0), the namespace there, and the placement."""
-        X = self._validated_X(X, method)
-        place = ComputeTarget(self.device, X)
-        X = place.to_compute(X)
-        xp = get_namespace(X)
-        W = asarray_like(to_numpy(self.coef_), X, xp=xp)
-        b = asarray_like(to_numpy(self.intercept_), X, xp=xp)
-        loss = LinearSoftmaxLoss(len(self.classes_), W.shape[1])
-        return loss.logits(X, W, b, xp=xp), xp, place
+        return prediction.map_dask(
+            X, method, getattr(self, method), len(self.classes_), self.classes_.dtype
+        )
 
     def decision_function(self, X):
         """Logits ``X W^T + b``.
@@ -729,14 +662,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         if is_dask_collection(X):  # lazily, chunk by chunk on the workers
             return self._map_dask(X, "predict")
         logits, xp, place = self._logits(X, "predict")
-        codes = place.to_input(xp.argmax(logits, axis=1))
-        if not is_foreign_array(codes) or not np.issubdtype(
-            self.classes_.dtype, np.number
-        ):
-            return self.classes_[to_numpy(codes)]
-        in_xp = get_namespace(codes)
-        classes = in_xp.asarray(self.classes_, device=device(codes))
-        return in_xp.take(classes, codes, axis=0)
+        return prediction.labels(
+            place.to_input(xp.argmax(logits, axis=1)), self.classes_
+        )
 
     def score(self, X, y, sample_weight=None):
         """Mean accuracy of :meth:`predict` on ``X`` against ``y``.
@@ -773,35 +701,3 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 else sample_weight,
             )
         )
-
-
-def _unnamed_soft_labels(y, classes):
-    """True when ``y`` holds rows of probabilities without class names, one
-    column per class of a fitted model: a warm start keeps its class names."""
-    ndim = getattr(y, "ndim", None)
-    if ndim is None:
-        ndim = np.ndim(y)
-    if ndim != 2 or column_names(y) is not None:
-        return False
-    return (
-        y.shape[1] == len(classes)
-        if hasattr(y, "shape")
-        else (len(y[0]) == len(classes))
-    )
-
-
-def _check_same_namespace(X, estimator, method):
-    """Under array API dispatch, refuse X from another namespace or device
-    than the fitted coefficients (scikit-learn's contract)."""
-    if not get_config()["array_api_dispatch"] or estimator.device is not None:
-        return
-    coef = estimator.coef_
-    if is_foreign_array(X) == is_foreign_array(coef) and (
-        not is_foreign_array(X)
-        or (get_namespace(X) is get_namespace(coef) and device(X) == device(coef))
-    ):
-        return
-    raise ValueError(
-        f"Inputs passed to {type(estimator).__name__}.{method}() must use the "
-        "same namespace and the same device as those passed to fit()."
-    )

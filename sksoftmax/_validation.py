@@ -25,6 +25,7 @@ from sklearn.utils.validation import (
 
 from ._backend import (
     ComputeTarget,
+    asarray_like,
     device,
     get_namespace,
     index_on_device,
@@ -538,3 +539,69 @@ def split_validation(rows, fraction, rng):
     sw_tr = None if sw is None else take_rows(sw, tr, xp)
     train = InMemoryRows(take_rows(X, tr, xp), take_rows(target, tr, xp), sw_tr)
     return train, (take_rows(X, va, xp), take_rows(target, va, xp))
+
+
+def held_out_targets(y, sample_weight, logits, classes):
+    """Labels (or soft labels) and weights of held-out rows, checked against
+    the fitted ``classes``, in the namespace and on the device of ``logits``
+    (for :meth:`calibrate_temperature`)."""
+    xp = get_namespace(logits)
+    y_in = y
+    y = check_array(
+        to_numpy(y) if is_foreign_array(y) else y,
+        ensure_2d=False,
+        dtype=None,
+        input_name="y",
+    )
+    check_consistent_length(logits, y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = column_or_1d(y, warn=True)
+    dtype = numpy_float_dtype(logits)
+    if y.ndim == 2:
+        target, _ = soft_target(y, dtype, names=column_names(y_in), classes=classes)
+    else:
+        target, _ = encode_labels(y, classes)
+    target = asarray_like(target, logits, dtype=None if y.ndim == 2 else xp.int64)
+    if sample_weight is None:
+        return target, None
+    if is_foreign_array(sample_weight):
+        sample_weight = to_numpy(sample_weight)
+    sw = _check_sample_weight(
+        sample_weight,
+        np.empty((logits.shape[0], 0)),
+        dtype=dtype,
+        ensure_non_negative=True,
+    )
+    return target, asarray_like(sw, logits)
+
+
+def unnamed_soft_labels(y, classes):
+    """True when ``y`` holds rows of probabilities without class names, one
+    column per class of a fitted model: a warm start keeps its class names."""
+    ndim = getattr(y, "ndim", None)
+    if ndim is None:
+        ndim = np.ndim(y)
+    if ndim != 2 or column_names(y) is not None:
+        return False
+    n_columns = y.shape[1] if hasattr(y, "shape") else len(y[0])
+    return n_columns == len(classes)
+
+
+def check_partial_fit_call(classes, fitted_classes, class_weight):
+    """``partial_fit``'s ``classes=``: required on the first call, the same
+    set on later calls; balanced class weights are refused."""
+    if fitted_classes is None and classes is None:
+        raise ValueError("classes must be passed on the first call to partial_fit.")
+    if fitted_classes is not None and classes is not None:
+        given = unique_classes(classes)
+        if not np.array_equal(given, fitted_classes):
+            raise ValueError(
+                f"classes={given.tolist()!r} is not the same as on the first "
+                f"call to partial_fit, {fitted_classes.tolist()!r}."
+            )
+    if class_weight == "balanced":
+        raise UnsupportedCombination(
+            'class_weight="balanced" is not supported by partial_fit: a chunk '
+            "does not know the class frequencies of the stream. Compute them "
+            "(sklearn.utils.class_weight.compute_class_weight) and pass a dict."
+        )
