@@ -358,3 +358,9 @@ def test_lanes_per_row():
     from sksoftmax._cupy_kernels import lanes_per_row
 
     assert [lanes_per_row(K) for K in (2, 4, 5, 10, 64, 1000)] == [1, 1, 2, 4, 16, 32]
+
+
+def test_compute_target_context_is_null_off_cupy():
+    for X in (np.ones((3, 2)), on_device1(np.ones((3, 2)))):
+        with backend.ComputeTarget(None, X).context() as entered:
+            assert entered is None
