@@ -65,7 +65,8 @@ def softmax_cross_entropy(
     Parameters
     ----------
     logits : array of shape (n, K)
-        Raw logits. On NumPy they are overwritten by the gradient.
+        Raw logits. On NumPy, and on CuPy with class codes (one fused
+        kernel), they are overwritten by the gradient.
     target : array of shape (n,) with integer class codes, or (n, K)
         One-hot codes or rows of a target distribution.
     weights : array of shape (n,) or None
@@ -352,7 +353,8 @@ class LinearSoftmaxLoss:
         for start in range(0, n, step):
             stop = min(n, start + step)
             whole = not (start or stop < n)
-            Xc = X if whole else X[start:stop, ...]
+            # A trailing ... for the Array API; sparse matrices take rows alone.
+            Xc = X if whole else X[start:stop] if is_sparse(X) else X[start:stop, ...]
             tc = target if whole else target[start:stop, ...]
             wc = None if sample_weight is None else sample_weight[start:stop]
             lc, gWc, gbc = self._chunk_sums(W, b, Xc, tc, wc, xp)
