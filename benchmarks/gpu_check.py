@@ -33,7 +33,7 @@ device tool sends:
 1. once, here: ``benchmarks/fetch_gpu_wheels.sh`` downloads the wheels the
    check needs (array-api-compat, scikit-learn 1.9.1, array-api-strict, Dask
    for its GPU test) into ``.whl/``, which it adds to ``.git/info/exclude``;
-2. one device call with ``carry: [".whl"]`` and ``timeout_s: 360``::
+2. one device call with ``carry: [".whl"]`` and ``timeout_s: 300``::
 
        python3 -m pip install -q --no-index --no-deps --no-compile \\
          --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \\
@@ -42,7 +42,7 @@ device tool sends:
        && python3 benchmarks/gpu_check.py --out $OUT
 
 Each step is guarded: a step that fails or would overrun ``--budget-s``
-(default 270 s) becomes a row saying so, and the table is always printed.
+(default 240 s) becomes a row saying so, and the table is always printed.
 """
 
 import os
@@ -100,16 +100,28 @@ class Backend:
     def to_numpy(self, a):
         return a.get() if self.gpu else np.asarray(a)
 
-    def rng(self, seed):
-        return self.xp.random.default_rng(seed)
+    def draws(self, seed):
+        """``(normal(shape), integers(high, size))`` drawn on the device in
+        float32 (CuPy's legacy RandomState has both with a dtype)."""
+        if self.gpu:
+            rs = self.xp.random.RandomState(seed)
+            return (
+                lambda shape: rs.standard_normal(shape, dtype=np.float32),
+                lambda high, size: rs.randint(0, high, size=size),
+            )
+        rng = np.random.default_rng(seed)
+        return (
+            lambda shape: rng.standard_normal(shape, dtype=np.float32),
+            lambda high, size: rng.integers(0, high, size=size),
+        )
 
 
 def gaussian_classes(be, n, d, k, dtype, seed=0):
     """Gaussian clouds around random class centers, drawn on the device."""
-    rng = be.rng(seed)
-    centers = rng.standard_normal((k, d), dtype=np.float32) * (3.0 / np.sqrt(d))
-    y = rng.integers(0, k, size=n)
-    X = centers[y] + rng.standard_normal((n, d), dtype=np.float32)
+    normal, integers = be.draws(seed)
+    centers = normal((k, d)) * np.float32(3.0 / np.sqrt(d))
+    y = integers(k, n)
+    X = centers[y] + normal((n, d))
     return X.astype(dtype, copy=False), y
 
 
@@ -386,7 +398,7 @@ def main(argv=None):
         help="run the same code on NumPy with tiny shapes",
     )
     parser.add_argument("--out", type=Path, default=None, help="write table/logs")
-    parser.add_argument("--budget-s", type=float, default=270.0)
+    parser.add_argument("--budget-s", type=float, default=240.0)
     args = parser.parse_args(argv)
     t_start = time.perf_counter()
     be = Backend(gpu=not args.cpu_smoke)

@@ -8,6 +8,7 @@ caller asks for the GPU, never when the package is imported.
 import contextlib
 import functools
 import sys
+import threading
 from collections import OrderedDict
 
 import numpy as np
@@ -165,6 +166,7 @@ def accumulation_dtype(xp, dev):
 # cannot be reused while its entry lives. A handful of fits at a time is plenty.
 _DEVICE_GENERATORS = OrderedDict()
 _MAX_DEVICE_GENERATORS = 8
+_DEVICE_GENERATORS_LOCK = threading.Lock()  # Dask runs chunks in threads
 
 
 def device_generator(rng, like):
@@ -173,19 +175,18 @@ def device_generator(rng, like):
     by every later epoch of the same fit."""
     import cupy
 
-    with on_device(like):
-        dev_id = cupy.cuda.Device().id
-        key = (id(rng), dev_id)
+    with on_device(like), _DEVICE_GENERATORS_LOCK:
+        key = (id(rng), cupy.cuda.Device().id)
         entry = _DEVICE_GENERATORS.get(key)
         if entry is not None and entry[0] is rng:
             _DEVICE_GENERATORS.move_to_end(key)
             return entry[1]
         seed = int(rng.randint(np.iinfo(np.int32).max))
         gen = cupy.random.RandomState(seed)
-    _DEVICE_GENERATORS[key] = (rng, gen)
-    while len(_DEVICE_GENERATORS) > _MAX_DEVICE_GENERATORS:
-        _DEVICE_GENERATORS.popitem(last=False)
-    return gen
+        _DEVICE_GENERATORS[key] = (rng, gen)
+        while len(_DEVICE_GENERATORS) > _MAX_DEVICE_GENERATORS:
+            _DEVICE_GENERATORS.popitem(last=False)
+        return gen
 
 
 def permutation(n, rng, xp, like):
