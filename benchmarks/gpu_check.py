@@ -332,6 +332,23 @@ def fit_timings(be, shape, repeats, rows, bandwidth):
         )
     else:
         rows.append((f"evaluation {label}", f"{ev_t * 1e3:.2f} ms", "-", "-"))
+    if be.gpu:  # a lead for a faster evaluation: X in chunks that fit in L2
+        from sksoftmax._loss import GENERIC_NK_TEMPORARIES, GENERIC_ROW_VECTORS
+
+        l2 = be.xp.cuda.Device().attributes["L2CacheSize"]
+        chunk = max(1024, l2 // 2 // (d * X.itemsize))
+        per_row = GENERIC_NK_TEMPORARIES * k * X.itemsize + 8 * GENERIC_ROW_VECTORS
+        with config_context(working_memory=chunk * per_row / 2**20):
+            evaluate()
+            l2_t, _ = timed(be, evaluate, 20)
+        rows.append(
+            (
+                f"  in L2-sized chunks {label}",
+                f"{l2_t * 1e3:.2f} ms ({chunk:,} rows a chunk)",
+                "diagnostic",
+                "",
+            )
+        )
     # Where the evaluation's time goes: its two products alone.
     logits = X @ W.T
     fwd_t, _ = timed(be, lambda: X @ W.T, 20)
