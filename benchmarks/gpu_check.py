@@ -98,7 +98,8 @@ class Backend:
             self.xp.cuda.get_current_stream().synchronize()
 
     def to_numpy(self, a):
-        return a.get() if self.gpu else np.asarray(a)
+        # scikit-learn keeps some attributes (n_iter_) in NumPy even on CuPy.
+        return a.get() if hasattr(a, "get") else np.asarray(a)
 
     def draws(self, seed):
         """``(normal(shape), integers(high, size))`` drawn on the device in
@@ -335,7 +336,7 @@ def fit_timings(be, shape, repeats, rows, bandwidth):
     if be.gpu:  # a lead for a faster evaluation: X in chunks that fit in L2
         from sksoftmax._loss import GENERIC_NK_TEMPORARIES, GENERIC_ROW_VECTORS
 
-        l2 = be.xp.cuda.Device().attributes["L2CacheSize"]
+        l2 = be.xp.cuda.Device().attributes.get("L2CacheSize", 50 * 2**20)
         chunk = max(1024, l2 // 2 // (d * X.itemsize))
         per_row = GENERIC_NK_TEMPORARIES * k * X.itemsize + 8 * GENERIC_ROW_VECTORS
         with config_context(working_memory=chunk * per_row / 2**20):
