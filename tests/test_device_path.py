@@ -2,7 +2,10 @@
 device stands in for a GPU. Host transfers are counted at the points where an
 array leaves the device (``__float__``, ``__bool__``, DLPack, ...), per L-BFGS
 evaluation, per Dask chunk and per minibatch; the working-memory accounting is
-measured with tracemalloc; no axis-0 reduction over many rows is left."""
+measured with tracemalloc; no axis-0 reduction over many rows is left. The
+fused kernels' CUDA sources compile with nvcc and, through a small host shim
+(a thread per lane, a barrier per warp shuffle), run on the CPU against the
+generic path."""
 
 import shutil
 import subprocess
@@ -364,3 +367,213 @@ def test_compute_target_context_is_null_off_cupy():
     for X in (np.ones((3, 2)), on_device1(np.ones((3, 2)))):
         with backend.ComputeTarget(None, X).context() as entered:
             assert entered is None
+
+
+# -- the fused softmax kernel's CUDA source, run on the CPU ----------------------
+
+# Each lane of a row is a host thread; a warp shuffle is a write to a shared
+# slot, a barrier, a read of the partner's slot and a barrier. Enough to run
+# the kernel's own source (lane partition, reductions, arithmetic) exactly.
+_HOST_SHIM = r"""
+#include <math.h>
+#include <string.h>
+#include <barrier>
+#include <thread>
+#include <vector>
+struct Dim { long long x; };
+static thread_local Dim threadIdx;
+static const Dim blockIdx{0}, blockDim{1};
+static std::barrier<>* lanes_barrier;
+static double lane_slots[32];
+template <class V> V __shfl_xor_sync(unsigned, V v, int off, int width) {
+    int lane = (int)(threadIdx.x % width);
+    lane_slots[lane] = (double)v;
+    lanes_barrier->arrive_and_wait();
+    V other = (V)lane_slots[lane ^ off];
+    lanes_barrier->arrive_and_wait();
+    return other;
+}
+static inline float __int_as_float(int i) { float f; memcpy(&f, &i, 4); return f; }
+#define __global__
+#define __restrict__
+"""
+
+_HOST_DRIVER = r"""
+extern "C" void run_rows(T* Z, const long long* y, const T* w, double* ce,
+                         long long n, int K, int has_w, double eps, int L) {
+    std::barrier<> bar(L);
+    lanes_barrier = &bar;
+    for (long long row = 0; row < n; ++row) {
+        std::vector<std::thread> lanes;
+        for (int lane = 0; lane < L; ++lane)
+            lanes.emplace_back([=] {
+                threadIdx.x = row * L + lane;
+                softmax_ce_grad(Z, y, w, ce, n, K, has_w, eps, L);
+            });
+        for (auto& t : lanes) t.join();
+    }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def host_kernel(tmp_path_factory):
+    """The CUDA source of the fused kernel compiled for the host, per dtype."""
+    import ctypes
+
+    from sksoftmax._cupy_kernels import kernel_sources
+
+    if shutil.which("g++") is None:
+        pytest.skip("needs g++ (C++20) to run the kernel source on the CPU")
+    out = {}
+    tmp = tmp_path_factory.mktemp("host_kernel")
+    for name in ("float32", "float64"):
+        src = tmp / f"k_{name}.cpp"
+        code = kernel_sources()[f"softmax_ce_grad_{name}"]
+        src.write_text(_HOST_SHIM + code + _HOST_DRIVER)
+        lib = tmp / f"k_{name}.so"
+        proc = subprocess.run(
+            [
+                "g++",
+                "-std=c++20",
+                "-O1",
+                "-shared",
+                "-fPIC",
+                "-pthread",
+                str(src),
+                "-o",
+                str(lib),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0 and "barrier" in proc.stderr:
+            pytest.skip(f"the host compiler lacks C++20 <barrier>: {proc.stderr}")
+        assert proc.returncode == 0, proc.stderr
+        out[name] = ctypes.CDLL(str(lib))
+    return out
+
+
+def _run_host_kernel(lib, Z, y, w, eps, L):
+    import ctypes
+
+    n, K = Z.shape
+    Z = np.ascontiguousarray(Z)
+    y = np.ascontiguousarray(y, dtype=np.int64)
+    ce = np.full(n, np.nan)
+    wp = Z if w is None else np.ascontiguousarray(w, dtype=Z.dtype)
+    ptr = ctypes.c_void_p
+    lib.run_rows(
+        ptr(Z.ctypes.data),
+        ptr(y.ctypes.data),
+        ptr(wp.ctypes.data),
+        ptr(ce.ctypes.data),
+        ctypes.c_longlong(n),
+        ctypes.c_int(K),
+        ctypes.c_int(w is not None),
+        ctypes.c_double(eps),
+        ctypes.c_int(L),
+    )
+    return ce, Z
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "K,L", [(2, None), (3, None), (10, None), (10, 1), (33, None), (100, 32), (7, 8)]
+)
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("eps", [0.0, 0.1], ids=["hard", "smoothed"])
+def test_fused_kernel_source_matches_the_generic_path(
+    host_kernel, dtype, K, L, weighted, eps
+):
+    from array_api_compat import numpy as xnp
+
+    from sksoftmax._cupy_kernels import lanes_per_row
+    from sksoftmax._loss import _softmax_ce_generic
+
+    rng = np.random.default_rng(K)
+    n = 37
+    Z = (rng.standard_normal((n, K)) * 4).astype(dtype)
+    y = rng.integers(0, K, n)
+    w = rng.uniform(0.5, 2.0, n).astype(dtype) if weighted else None
+    L = lanes_per_row(K) if L is None else L
+    ce, G = _run_host_kernel(host_kernel[np.dtype(dtype).name], Z.copy(), y, w, eps, L)
+    ref_loss, ref_G = _softmax_ce_generic(
+        Z.astype(np.float64), y, None if w is None else w.astype(np.float64), eps, xnp
+    )
+    tol = 2e-6 if dtype == np.float32 else 1e-12
+    assert not np.isnan(ce).any()
+    assert_allclose(G, ref_G, rtol=0, atol=tol * 4)
+    assert ce.sum() == pytest.approx(float(ref_loss), rel=tol)
+
+
+def test_fused_update_sources_match_the_optimizer_formulas(tmp_path):
+    """The SGD/Adam ElementwiseKernel bodies, compiled for the host and run
+    element by element, against MLPClassifier's update formulas."""
+    import ctypes
+
+    from sksoftmax._cupy_kernels import kernel_sources
+
+    if shutil.which("g++") is None:
+        pytest.skip("needs g++")
+    sources = kernel_sources()
+    code = (
+        "#include <cmath>\nusing std::sqrt;\n#define __device__\n"
+        + _elementwise_wrapper(sources["sgd"], "sgd")
+        + _elementwise_wrapper(sources["adam"], "adam")
+        + """
+extern "C" void sgd_all(double* p, double* v, const double* g, long n,
+                        double lr, double mu, int nesterov) {
+    for (long i = 0; i < n; ++i) sgd<double>(g[i], lr, mu, nesterov, p[i], v[i]);
+}
+extern "C" void adam_all(double* p, double* m, double* v, const double* g, long n,
+                         double lr, double b1, double b2, double eps) {
+    for (long i = 0; i < n; ++i) adam<double>(g[i], lr, b1, b2, eps, p[i], m[i], v[i]);
+}
+"""
+    )
+    src, lib_path = tmp_path / "updates.cpp", tmp_path / "updates.so"
+    src.write_text(code)
+    proc = subprocess.run(
+        ["g++", "-O1", "-shared", "-fPIC", str(src), "-o", str(lib_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lib = ctypes.CDLL(str(lib_path))
+    rng = np.random.default_rng(0)
+    p, v, g = (rng.standard_normal(50) for _ in range(3))
+    ptr = ctypes.c_void_p
+    for nesterov in (1, 0):
+        P, V = p.copy(), v.copy()
+        lib.sgd_all(
+            ptr(P.ctypes.data),
+            ptr(V.ctypes.data),
+            ptr(g.ctypes.data),
+            ctypes.c_long(50),
+            ctypes.c_double(0.05),
+            ctypes.c_double(0.9),
+            ctypes.c_int(nesterov),
+        )
+        v_ref = 0.9 * v - 0.05 * g
+        p_ref = p + (0.9 * v_ref - 0.05 * g if nesterov else v_ref)
+        assert_allclose(V, v_ref, rtol=1e-14)
+        assert_allclose(P, p_ref, rtol=1e-14)
+    m, s = rng.standard_normal(50), rng.uniform(0, 1, 50)
+    P, M, S = p.copy(), m.copy(), s.copy()
+    lib.adam_all(
+        ptr(P.ctypes.data),
+        ptr(M.ctypes.data),
+        ptr(S.ctypes.data),
+        ptr(g.ctypes.data),
+        ctypes.c_long(50),
+        ctypes.c_double(1e-3),
+        ctypes.c_double(0.9),
+        ctypes.c_double(0.999),
+        ctypes.c_double(1e-8),
+    )
+    m_ref = 0.9 * m + 0.1 * g
+    s_ref = 0.999 * s + 0.001 * g * g
+    assert_allclose(M, m_ref, rtol=1e-14)
+    assert_allclose(S, s_ref, rtol=1e-12)
+    assert_allclose(P, p - 1e-3 * m_ref / (np.sqrt(s_ref) + 1e-8), rtol=1e-14)
