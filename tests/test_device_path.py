@@ -577,3 +577,80 @@ extern "C" void adam_all(double* p, double* m, double* v, const double* g, long 
     assert_allclose(M, m_ref, rtol=1e-14)
     assert_allclose(S, s_ref, rtol=1e-12)
     assert_allclose(P, p - 1e-3 * m_ref / (np.sqrt(s_ref) + 1e-8), rtol=1e-14)
+
+
+@pytest.fixture
+def cupy_on_host(monkeypatch, host_kernel):
+    """A stand-in ``cupy`` module over NumPy whose RawKernel runs the kernel
+    source compiled for the host: the Python side of the CuPy path (launch
+    arguments and their C types, grid, buffers) runs as it would on a GPU."""
+    import ctypes
+
+    import sksoftmax._cupy_kernels as kernels
+
+    launches = []
+
+    class RawKernel:
+        def __init__(self, code, name):
+            assert name == "softmax_ce_grad"
+            self.lib = host_kernel[
+                "float32" if "typedef float T" in code else "float64"
+            ]
+
+        def __call__(self, grid, block, args):
+            ctype = {
+                np.dtype(np.int64): ctypes.c_longlong,
+                np.dtype(np.int32): ctypes.c_int,
+                np.dtype(np.float64): ctypes.c_double,
+            }
+            cargs = [
+                ctypes.c_void_p(a.ctypes.data)
+                if isinstance(a, np.ndarray)
+                else ctype[a.dtype](a)
+                for a in args
+            ]
+            n, L = int(args[4]), int(args[8])
+            assert grid[0] * block[0] >= n * L
+            launches.append((grid, block))
+            self.lib.run_rows(*cargs)
+
+    module = types.ModuleType("cupy")
+    for name in ("ascontiguousarray", "empty", "ones", "sum", "matmul", "int64"):
+        setattr(module, name, getattr(np, name))
+    module.float64 = np.float64
+    module.RawKernel = RawKernel
+    module.ndarray = type("ndarray", (), {})  # no real array is one of these
+    module.cuda = types.SimpleNamespace(Device=lambda: types.SimpleNamespace(id=0))
+    monkeypatch.setitem(sys.modules, "cupy", module)
+    kernels._softmax_kernel.cache_clear()
+    monkeypatch.setattr(kernels, "_buffers", type(kernels._buffers)())
+    yield launches
+    kernels._softmax_kernel.cache_clear()
+
+
+@pytest.mark.parametrize("K", [2, 3, 40])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cupy_branch_of_the_loss_on_a_host_stand_in(cupy_on_host, K, dtype):
+    X, y, w = problem(n=90, d=5, K=K, dtype=dtype)
+    loss = LinearSoftmaxLoss(K, 5, label_smoothing=0.05)
+    rng = np.random.default_rng(4)
+    W = rng.standard_normal((loss.n_logits, 5)).astype(dtype)
+    b = rng.standard_normal(loss.n_logits).astype(dtype)
+    cupy_ns = sys.modules["cupy"]  # the stand-in, named cupy
+    for batch in (X[:64], X[64:]):  # two minibatches share one buffer
+        m = batch.shape[0]
+        rows = slice(0, m) if m == 64 else slice(64, 90)
+        lc, gW, gb = loss._chunk_sums(W, b, batch, y[rows], w[rows], cupy_ns)
+        ref = loss._chunk_sums(
+            on_device1(W),
+            on_device1(b),
+            on_device1(batch),
+            on_device1(y[rows]),
+            on_device1(w[rows]),
+            xps,
+        )
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        assert float(lc) == pytest.approx(float(ref[0]), rel=tol)
+        assert_allclose(gW, np.from_dlpack(ref[1]), rtol=tol, atol=tol)
+        assert_allclose(gb, np.from_dlpack(ref[2]), rtol=tol, atol=tol)
+    assert len(cupy_on_host) == 2
