@@ -209,6 +209,8 @@ def test_shuffled_minibatches_on_the_gpu(cp):
 
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 def test_cuda_model_unpickles_where_cupy_cannot_be_imported(solver, tmp_path):
+    """Everything stored on the estimator is NumPy (optimizer state too): it
+    unpickles without CuPy, and predicts there once ``device="cpu"``."""
     rng = np.random.default_rng(0)
     X = rng.standard_normal((300, 5))
     y = rng.integers(0, 3, 300)
@@ -236,7 +238,12 @@ def test_cuda_model_unpickles_where_cupy_cannot_be_imported(solver, tmp_path):
         sys.path.insert(0, {str(backend.__file__.rsplit("/", 2)[0])!r})
         est = pickle.loads(open({str(path)!r}, "rb").read())
         X = np.load({str(tmp_path / "X.npy")!r})
-        proba = est.predict_proba(X)
+        try:  # device="cuda" still asks for CuPy, and says so
+            est.predict_proba(X)
+            raise AssertionError("device='cuda' predicted without CuPy")
+        except ImportError as exc:
+            assert "CuPy" in str(exc), exc
+        proba = est.set_params(device="cpu").predict_proba(X)
         np.testing.assert_allclose(proba, np.load({str(tmp_path / "proba.npy")!r}))
         assert not any(m.startswith("cupy") for m in sys.modules)
         print("ok")
