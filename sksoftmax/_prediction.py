@@ -41,10 +41,11 @@ def logits(X, coef, intercept, n_classes, device_param):
     place = ComputeTarget(device_param, X)
     X = place.to_compute(X)
     xp = get_namespace(X)
-    W = asarray_like(to_numpy(coef), X, xp=xp)
-    b = asarray_like(to_numpy(intercept), X, xp=xp)
-    loss = LinearSoftmaxLoss(n_classes, W.shape[1])
-    return loss.logits(X, W, b, xp=xp), xp, place
+    with place.context():
+        W = asarray_like(to_numpy(coef), X, xp=xp)
+        b = asarray_like(to_numpy(intercept), X, xp=xp)
+        loss = LinearSoftmaxLoss(n_classes, W.shape[1])
+        return loss.logits(X, W, b, xp=xp), xp, place
 
 
 def labels(codes, classes):

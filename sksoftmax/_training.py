@@ -86,12 +86,15 @@ def train(
         start_iter=previous.n_iter if incremental else 0,
     )
     try:
-        if params["solver"] == "lbfgs":
-            res = _run_lbfgs(problem, data, params, monitor)
-        else:
-            res = _run_minibatch(
-                problem, data, params, monitor, previous, incremental, single_pass
-            )
+        # On CuPy, the GPU of the data is the current one while the solver
+        # runs, so that temporaries made without ``device=`` land there.
+        with data.place.context():
+            if params["solver"] == "lbfgs":
+                res = _run_lbfgs(problem, data, params, monitor)
+            else:
+                res = _run_minibatch(
+                    problem, data, params, monitor, previous, incremental, single_pass
+                )
     except Exception as exc:
         if not is_device_out_of_memory(exc):
             raise

@@ -26,8 +26,11 @@ from .._backend import (
     ComputeTarget,
     asarray_like,
     device,
+    device_of,
     get_namespace,
     is_foreign_array,
+    is_numpy_namespace,
+    on_device,
     to_numpy,
 )
 
@@ -63,20 +66,34 @@ def chunk_partial_sums(coef, chunk, loss):
     """``[sum_i s_i CE_i, (sum_i s_i G_i x_i^T).ravel(), sum_i s_i G_i, sum_i s_i]``
     for one chunk as a float64 NumPy vector of ``d*k + k + 2`` entries
     (``d*k + 2`` without intercept). ``loss`` has ``alpha=0``: the penalty is
-    added once, on the client."""
+    added once, on the client. Off NumPy (a CuPy chunk) the vector is packed
+    on the device and leaves it in one transfer."""
     X, target, sample_weight = chunk
     xp = get_namespace(X)
-    W, b = loss.unpack(asarray_like(coef, X, xp=xp), xp=xp)
-    n = X.shape[0]
-    weight = n if sample_weight is None else float(xp.sum(sample_weight))
-    # loss_gradient_arrays divides by the chunk's weight (1 when it is 0).
-    S = weight if weight > 0 else 1.0
-    J, gW, gb = loss.loss_gradient_arrays(W, b, X, target, sample_weight, xp=xp)
-    parts = [np.atleast_1d(float(J)), to_numpy(gW).ravel()]
-    if gb is not None:
-        parts.append(to_numpy(gb))
-    out = np.concatenate(parts).astype(np.float64) * S
-    return np.concatenate([out, [weight]])
+    if is_numpy_namespace(xp):
+        n = X.shape[0]
+        weight = n if sample_weight is None else float(xp.sum(sample_weight))
+        # loss_gradient_arrays divides by the chunk's weight (1 when it is 0).
+        S = weight if weight > 0 else 1.0
+        W, b = loss.unpack(asarray_like(coef, X, xp=xp), xp=xp)
+        J, gW, gb = loss.loss_gradient_arrays(W, b, X, target, sample_weight, xp=xp)
+        parts = [np.atleast_1d(float(J)), to_numpy(gW).ravel()]
+        if gb is not None:
+            parts.append(to_numpy(gb))
+        out = np.concatenate(parts).astype(np.float64) * S
+        return np.concatenate([out, [weight]])
+    with on_device(X):
+        W, b = loss.unpack(asarray_like(coef, X, xp=xp), xp=xp)
+        J, gW, gb = loss.loss_gradient_arrays(W, b, X, target, sample_weight, xp=xp)
+        packed = loss.pack(J, gW, gb, xp=xp)
+        dev = device_of(X)
+        if sample_weight is None:
+            weight = xp.asarray(float(X.shape[0]), dtype=packed.dtype, device=dev)
+        else:
+            weight = xp.sum(sample_weight, dtype=packed.dtype)
+        S = xp.where(weight > 0, weight, xp.ones_like(weight))
+        packed = xp.concat([packed * S, xp.reshape(weight, (1,))])
+        return np.asarray(to_numpy(packed), dtype=np.float64)
 
 
 def _add(*parts):

@@ -24,6 +24,7 @@ from .._backend import (
     asarray_like,
     device,
     get_namespace,
+    is_cupy_namespace,
     is_numpy_namespace,
     is_sparse,
     permutation,
@@ -105,6 +106,10 @@ def chunk_pass(carry, X, target, sample_weight, *, loss, batch_size, shuffle):
     buffer = None
     if is_numpy_namespace(xp) and not is_sparse(X):
         buffer = np.empty((min(batch_size, n), X.shape[1]), dtype=X.dtype)
+    elif is_cupy_namespace(xp) and not is_sparse(X):
+        # One gather kernel per minibatch into a reused buffer, no allocation.
+        shape = (min(batch_size, n), X.shape[1])
+        buffer = xp.empty(shape, dtype=X.dtype, device=device(X))
     total = 0.0
     for idx in _batches(n, batch_size, carry.rng, shuffle, X, xp):
         Xb = take_rows(X, idx, xp, out=buffer)
