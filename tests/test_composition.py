@@ -207,3 +207,44 @@ def test_soft_labels_on_dask_equal_the_in_memory_fit(dask_data, iris):
     ours = _quiet(SoftmaxRegressionClassifier(tol=1e-10).fit, Xd, da.from_array(Y))
     ref = SoftmaxRegressionClassifier(tol=1e-10).fit(X, Y)
     assert_allclose(ours.coef_, ref.coef_, rtol=1e-6, atol=1e-8)
+
+
+# -- what is stored is in the input's namespace --------------------------------------
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_fitted_attributes_and_optimizer_state_follow_the_input(iris, solver):
+    """The optimizer state kept for partial_fit lives where the input lives,
+    so a model fitted from NumPy pickles without any GPU library, and one
+    fitted on another namespace and device keeps its state there."""
+    xps = pytest.importorskip("array_api_strict")
+    X, y, _ = iris
+    dev = xps.Device("device1")
+    Xs, ys = xps.asarray(X, device=dev), xps.asarray(y, device=dev)
+    fitted = _quiet(SoftmaxRegressionClassifier(solver=solver, max_iter=3).fit, Xs, ys)
+    numpy_fit = _quiet(SoftmaxRegressionClassifier(solver=solver, max_iter=3).fit, X, y)
+    moments = fitted._optimizer_state["moments"]
+    arrays = list(moments) if solver == "sgd" else [*moments[0], *moments[1]]
+    assert arrays and all(a.device == dev for a in arrays)
+    for name in ("coef_", "intercept_"):
+        assert getattr(fitted, name).device == dev
+    moments = numpy_fit._optimizer_state["moments"]
+    arrays = list(moments) if solver == "sgd" else [*moments[0], *moments[1]]
+    assert all(isinstance(a, np.ndarray) for a in arrays)
+    # partial_fit continues from the stored state on its device.
+    fitted.partial_fit(Xs, ys)
+    assert fitted.coef_.device == dev
+
+
+@pytest.mark.gpu
+def test_a_cupyx_sparse_matrix_is_accepted():
+    import cupy
+    import cupyx.scipy.sparse as cusp
+    import scipy.sparse as sp
+
+    X, y = make_classification(n_samples=300, n_features=20, random_state=0)
+    X[np.abs(X) < 1] = 0.0
+    Xc = cusp.csr_matrix(sp.csr_matrix(X))
+    ours = SoftmaxRegressionClassifier(tol=1e-8).fit(Xc, cupy.asarray(y))
+    ref = SoftmaxRegressionClassifier(tol=1e-8).fit(sp.csr_matrix(X), y)
+    assert_allclose(cupy.asnumpy(ours.coef_), ref.coef_, rtol=1e-6, atol=1e-8)
