@@ -80,10 +80,13 @@ def train(
         start=start,
         seen_weight=previous.seen_weight if incremental else 0.0,
     )
+    lbfgs = params["solver"] == "lbfgs"
     monitor = TrainingMonitor(
         verbose=params["verbose"],
         callback=callback,
         start_iter=previous.n_iter if incremental else 0,
+        max_iter=None if single_pass else params["max_iter"],
+        unit="Iteration" if lbfgs else "Epoch",
     )
     try:
         # On CuPy, the GPU of the data is the current one while the solver
@@ -99,6 +102,7 @@ def train(
         if not is_device_out_of_memory(exc):
             raise
         raise _out_of_memory(data, exc) from exc
+    monitor.finish(res.stop_reason)
     W = to_numpy(res.W).astype(data.dtype)
     b = to_numpy(res.b).astype(data.dtype) if res.b is not None else None
     curve = [float(v) for v in res.loss_curve]
@@ -133,6 +137,11 @@ def _run_lbfgs(problem, data, params, monitor):
     )
     res.W, res.b = problem.loss.unpack(res.W)
     status = res.state["status"]
+    res.stop_reason = {
+        0: f"converged ({res.state['message']})",
+        1: f"max_iter={params['max_iter']} reached",
+        99: "stopped by the callback",
+    }.get(status, f"stopped abnormally ({res.state['message']})")
     if status == 1:
         warnings.warn(
             f"lbfgs failed to converge after {res.n_iter} iteration(s) "
@@ -196,6 +205,19 @@ def _run_minibatch(problem, data, params, monitor, previous, incremental, single
         monitor=monitor,
         validation=validation,
     )
+    if res.stopped_by_callback:
+        res.stop_reason = "stopped by the callback"
+    elif res.converged:
+        res.stop_reason = (
+            f"no improvement of tol={params['tol']} in "
+            f"{params['n_iter_no_change']} epochs"
+        )
+    else:
+        res.stop_reason = (
+            "one pass over the chunk"
+            if single_pass
+            else f"max_iter={params['max_iter']} reached"
+        )
     if not res.converged and not single_pass:
         warnings.warn(
             f"Stochastic optimizer: maximum iterations ({params['max_iter']}) "
@@ -206,6 +228,7 @@ def _run_minibatch(problem, data, params, monitor, previous, incremental, single
     curve = res.loss_curve
     # Diverging steps stop by "no improvement" and would pass as converged.
     if curve and not curve[-1] <= 10 * curve[0] + 1:
+        res.stop_reason = "diverged"
         warnings.warn(
             f"Stochastic optimizer diverged: the objective went from "
             f"{curve[0]:.6g} to {curve[-1]:.6g}. Lower learning_rate_init, "
