@@ -248,3 +248,54 @@ def test_a_cupyx_sparse_matrix_is_accepted():
     ours = SoftmaxRegressionClassifier(tol=1e-8).fit(Xc, cupy.asarray(y))
     ref = SoftmaxRegressionClassifier(tol=1e-8).fit(sp.csr_matrix(X), y)
     assert_allclose(cupy.asnumpy(ours.coef_), ref.coef_, rtol=1e-6, atol=1e-8)
+
+
+# -- a failed fit of any input kind keeps the earlier model ----------------------------
+
+
+class _Interrupt(Exception):
+    pass
+
+
+@pytest.mark.parametrize("kind", ["dask", "memmap"])
+@pytest.mark.parametrize("method", ["fit", "partial_fit"])
+def test_an_interrupted_fit_keeps_the_earlier_model(iris, tmp_path, kind, method):
+    from sklearn import config_context
+
+    X, y, _ = iris
+    if kind == "dask":
+        da = pytest.importorskip("dask.array")
+        Xk, yk = da.from_array(X, chunks=(50, 4)), da.from_array(y, chunks=50)
+    else:
+        np.save(tmp_path / "X.npy", X)
+        Xk, yk = np.load(tmp_path / "X.npy", mmap_mode="r"), y
+    # batch_size=10: a memmap of 150 rows streams in blocks of 30 rows.
+    clf = SoftmaxRegressionClassifier(
+        solver="sgd", max_iter=5, batch_size=10, random_state=0
+    )
+    _quiet(clf.fit, X, y)
+    before = {
+        k: (v.copy() if isinstance(v, np.ndarray) else v)
+        for k, v in vars(clf).items()
+        if not k.startswith("_")
+    }
+    # fit: interrupted in its second epoch; partial_fit: in its only one.
+    stop_at = 2 if method == "fit" else clf.n_iter_ + 1
+
+    def interrupt(estimator, info):
+        if info["iteration"] >= stop_at:
+            raise _Interrupt
+
+    clf.set_params(callback=interrupt)
+    call = (
+        (lambda: clf.fit(Xk, yk))
+        if method == "fit"
+        else (lambda: clf.partial_fit(Xk, yk))
+    )
+    with config_context(working_memory=0.001), pytest.raises(_Interrupt):
+        _quiet(call)
+    for key, value in before.items():
+        if isinstance(value, np.ndarray):
+            assert_array_equal(getattr(clf, key), value)
+        elif key != "callback":
+            assert getattr(clf, key) == value, key
