@@ -65,7 +65,7 @@ def unscale(X, seed):
 def datasets(smoke):
     """name -> (X unscaled, X standardized, y)."""
     shapes = (
-        [("dense 2000x10x3", 2000, 10, 3)]
+        [("dense 600x5x3", 600, 5, 3)]
         if smoke
         else [
             ("dense 30000x60x6", 30000, 60, 6),
@@ -86,7 +86,7 @@ def datasets(smoke):
         )
         Xs = StandardScaler().fit_transform(X)
         out[name] = (unscale(Xs, i), Xs, y)
-    n, d, k = (2000, 200, 5) if smoke else (20000, 2000, 20)
+    n, d, k = (600, 40, 3) if smoke else (20000, 2000, 20)
     rng = np.random.default_rng(7)
     Xs = sp.random(n, d, density=0.005, format="csr", random_state=7)
     Xs.data = rng.standard_normal(Xs.nnz)
@@ -204,7 +204,7 @@ def lbfgs_table(data, smoke):
                 if est_name == "sksoftmax" or (
                     est_name.startswith("sksoftmax") and kind == "standardized"
                 ):
-                    max_iter = 300 if smoke else 3000
+                    max_iter = 100 if smoke else 3000
                     est, J_t, n_t, _ = fit(
                         lambda make=make, max_iter=max_iter: make(
                             tol=1e-10, max_iter=max_iter
@@ -269,7 +269,7 @@ def stochastic_table(data, smoke):
 
 def skewed_stream(smoke):
     """Every chunk lacks one class (in turn); 30 passes of 250-row chunks."""
-    n, d, k, passes, chunk = (600, 5, 3, 5, 100) if smoke else (2000, 10, 4, 30, 250)
+    n, d, k, passes, chunk = (300, 5, 3, 3, 100) if smoke else (2000, 10, 4, 30, 250)
     X, y = make_classification(
         n_samples=2 * n,
         n_features=d,

@@ -35,7 +35,11 @@ import dask.array as da  # noqa: E402
 import distributed  # noqa: E402
 
 from sksoftmax import SoftmaxRegressionClassifier  # noqa: E402
-from sksoftmax._dask import SPLIT_EVERY, DaskSoftmaxLoss, prepare  # noqa: E402
+from sksoftmax._data.dask import (  # noqa: E402
+    SPLIT_EVERY,
+    DaskSoftmaxLoss,
+    dask_training_data,
+)
 from sksoftmax._loss import LinearSoftmaxLoss  # noqa: E402
 
 SEED = 0
@@ -117,9 +121,17 @@ def run_cluster(n_workers, args, X_np, y_np):
         distributed.wait([X, y])
         t_fit, clf = timed(lambda: fit(X, y, C=args.C))
         # One evaluation at a time, on the data as the fit sees them.
-        data = prepare(SoftmaxRegressionClassifier(), X, y, None)
+        data = dask_training_data(
+            X,
+            y,
+            None,
+            class_weight=None,
+            device_param=None,
+            classes=None,
+            given_classes=None,
+        )
         loss = LinearSoftmaxLoss(args.k, args.d, alpha=1 / (args.C * args.n))
-        dloss = DaskSoftmaxLoss(loss, data)
+        dloss = DaskSoftmaxLoss(loss, data.rows.chunks)
         coef = np.concatenate([clf.coef_.ravel(), clf.intercept_]).astype(np.float64)
         dloss.loss_gradient(coef)  # warm
         before = outgoing_bytes(client)

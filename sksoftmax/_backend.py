@@ -5,8 +5,12 @@ never imports NumPy-vs-CuPy specifics itself. CuPy is imported only when a
 caller asks for the GPU, never when the package is imported.
 """
 
+import contextlib
 import functools
 import sys
+import threading
+from collections import OrderedDict
+from contextlib import contextmanager
 
 import numpy as np
 import scipy.sparse as sp
@@ -14,6 +18,7 @@ from array_api_compat import (
     array_namespace,
     device,
     is_array_api_obj,
+    is_cupy_array,
     is_cupy_namespace,
     is_numpy_array,
     is_numpy_namespace,
@@ -21,17 +26,21 @@ from array_api_compat import (
 
 __all__ = [
     "ComputeTarget",
+    "accumulation_dtype",
+    "column_sums",
     "device",
+    "device_of",
     "get_namespace",
     "is_numpy_namespace",
     "is_sparse",
     "matmul_t",
+    "on_device",
     "t_matmul",
     "to_numpy",
 ]
 
 
-def _is_cupy_sparse(X):
+def is_cupy_sparse(X):
     # Never import CuPy here: if it is not loaded, X cannot be a CuPy matrix.
     if "cupyx.scipy.sparse" not in sys.modules:
         return False
@@ -40,7 +49,7 @@ def _is_cupy_sparse(X):
 
 def is_sparse(X):
     """True for SciPy sparse matrices/arrays and CuPy's sparse matrices."""
-    return sp.issparse(X) or _is_cupy_sparse(X)
+    return sp.issparse(X) or is_cupy_sparse(X)
 
 
 def is_foreign_array(X):
@@ -55,7 +64,7 @@ def get_namespace(*arrays, xp=None):
     if xp is not None:
         return xp
     for a in arrays:
-        if _is_cupy_sparse(a):
+        if is_cupy_sparse(a):
             import cupy
 
             return array_namespace(cupy.empty(0))
@@ -100,24 +109,99 @@ def from_numpy(a, xp, dev, *, dtype=None):
 def column_sums(G, xp):
     """``G.sum(axis=0)``. On GPUs an axis-0 reduction over many rows with few
     outputs runs on few blocks (measured 4.6 ms vs 0.04 ms on an H100 for
-    1M x 10), so it is expressed there as the product ``ones @ G``."""
+    1M x 10), so it is expressed there as the product ``ones @ G``; the
+    array-API path uses the same form everywhere, so that no axis-0 reduction
+    over many rows remains in it. Call it inside :func:`on_device` on CuPy
+    (CuPy's ``ones`` lands on the current device whatever ``device=`` says)."""
     if is_numpy_namespace(xp):
         return G.sum(axis=0)
     return xp.ones(G.shape[0], dtype=G.dtype, device=device(G)) @ G
 
 
+def on_device(like):
+    """A context in which new arrays land on the device of ``like``.
+
+    array-api-compat's CuPy ``arange``, ``ones``, ``zeros`` (and CuPy's
+    kernels) ignore ``device=`` and use the *current* GPU: with ``X`` on GPU
+    1 and GPU 0 current, temporaries would be made on GPU 0. For a CuPy
+    array (or CuPy sparse matrix) this enters ``cupy.cuda.Device`` of its
+    device; for anything else it does nothing. Re-entrant and cheap.
+    """
+    if like is None:
+        return contextlib.nullcontext()
+    if is_cupy_array(like):
+        return like.device
+    if is_cupy_sparse(like):
+        return like.data.device
+    return contextlib.nullcontext()
+
+
+def device_of(a):
+    """``device(a)``, also for sparse matrices (SciPy: "cpu"; CuPy: the GPU
+    holding its data)."""
+    if sp.issparse(a):
+        return "cpu"
+    if is_cupy_sparse(a):
+        return a.data.device
+    return device(a)
+
+
+def accumulation_dtype(xp, dev):
+    """The dtype in which sums over samples accumulate: float64 where the
+    device has it (float32 data are summed as on the CPU, so that both stop
+    at the same point), else the default floating dtype of the device."""
+    info = getattr(xp, "__array_namespace_info__", None)
+    if info is None:
+        return xp.float64
+    try:
+        floats = info().dtypes(device=dev, kind="real floating")
+    except (TypeError, ValueError):  # a device the namespace does not describe
+        return xp.float64
+    if "float64" in floats:
+        return xp.float64
+    return info().default_dtypes(device=dev)["real floating"]
+
+
+# One device generator per host random generator (so per fit, not per epoch):
+# keyed by ``id(rng)`` with a strong reference to ``rng``, so that an id
+# cannot be reused while its entry lives. A handful of fits at a time is plenty.
+_DEVICE_GENERATORS = OrderedDict()
+_MAX_DEVICE_GENERATORS = 8
+_DEVICE_GENERATORS_LOCK = threading.Lock()  # Dask runs chunks in threads
+
+
+def device_generator(rng, like):
+    """The CuPy random generator tied to the host generator ``rng`` on the
+    device of ``like``: made on first use from one draw of ``rng`` and reused
+    by every later epoch of the same fit."""
+    import cupy
+
+    with on_device(like), _DEVICE_GENERATORS_LOCK:
+        key = (id(rng), cupy.cuda.Device().id)
+        entry = _DEVICE_GENERATORS.get(key)
+        if entry is not None and entry[0] is rng:
+            _DEVICE_GENERATORS.move_to_end(key)
+            return entry[1]
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        gen = cupy.random.RandomState(seed)
+        _DEVICE_GENERATORS[key] = (rng, gen)
+        while len(_DEVICE_GENERATORS) > _MAX_DEVICE_GENERATORS:
+            _DEVICE_GENERATORS.popitem(last=False)
+        return gen
+
+
 def permutation(n, rng, xp, like):
     """A random permutation of ``range(n)`` made on the device of ``like``.
 
-    On CuPy it is drawn on the GPU from a seed taken from ``rng``, so the
+    On CuPy it is drawn on the GPU by the device generator of ``rng``
+    (:func:`device_generator`: one per fit, seeded once from ``rng``), so the
     minibatch loop never copies indices from the host; elsewhere it is drawn
     by ``rng`` and moved once per epoch.
     """
     if is_cupy_namespace(xp):
-        import cupy
-
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        return cupy.random.RandomState(seed).permutation(n)
+        gen = device_generator(rng, like)
+        with on_device(like):
+            return gen.permutation(n)
     order = rng.permutation(n)
     if is_numpy_namespace(xp) or like is None or is_sparse(like):
         return order
@@ -146,6 +230,14 @@ class ComputeTarget:
             cupy = import_cupy()
             self.xp = array_namespace(cupy.empty(0))
             self.device = cupy.cuda.Device()
+
+    def context(self):
+        """The device context of the computation (:func:`on_device`): on
+        CuPy, the GPU the arithmetic runs on becomes the current one, so
+        that temporaries made without ``device=`` land there too."""
+        if is_cupy_namespace(self.xp) and hasattr(self.device, "__enter__"):
+            return self.device
+        return contextlib.nullcontext()
 
     @property
     def moves(self):
@@ -222,18 +314,58 @@ def t_matmul(G, X):
     return G.T @ X
 
 
-def limit_scipy_blas_threads():
-    """A context that pins SciPy's own bundled OpenBLAS to one thread.
+class _ScipyBlasLimit:
+    """Pins SciPy's own bundled OpenBLAS to one thread while at least one fit
+    runs, and restores the thread count it had before the first of them.
 
-    pip's NumPy and SciPy each bundle an OpenBLAS with its own thread pool.
-    L-BFGS-B calls SciPy's copy between our evaluations; its idle threads then
-    spin and take the cores from NumPy's matrix products (measured: about 2x
-    on a 2-core machine). When both share one library nothing is limited.
+    A count of running fits under a lock: the first to enter saves the
+    setting and limits it, the last to leave restores it. Overlapping fits
+    (threads, GridSearchCV with a threading backend) therefore never leave
+    the limit behind, whatever order they end in.
     """
-    from contextlib import nullcontext
 
-    scipy_blas = _scipy_only_blas()
-    return nullcontext() if scipy_blas is None else scipy_blas.limit(limits=1)
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._running = 0
+        self._saved = None
+
+    @contextmanager
+    def __call__(self):
+        blas = _scipy_only_blas()
+        if blas is None:
+            yield
+            return
+        with self._lock:
+            if self._running == 0:
+                self._saved = blas.info()
+                blas.limit(limits=1)
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._running -= 1
+                if self._running == 0:
+                    for lib in self._saved:
+                        blas.select(filepath=lib["filepath"]).limit(
+                            limits=lib["num_threads"]
+                        )
+                    self._saved = None
+
+
+limit_scipy_blas_threads = _ScipyBlasLimit()
+limit_scipy_blas_threads.__doc__ = """A context that pins SciPy's own bundled
+OpenBLAS to one thread while a fit runs.
+
+pip's NumPy and SciPy each bundle an OpenBLAS with its own thread pool.
+L-BFGS-B calls SciPy's copy between our evaluations; its idle threads then
+spin and take the cores from NumPy's matrix products (measured: about 2x
+on a 2-core machine). When both share one library nothing is limited.
+
+The setting is process-wide: while any fit runs, every thread of the process
+sees SciPy's BLAS (not NumPy's) at one thread; after the last running fit
+ends, the count it had before the first one is restored.
+"""
 
 
 @functools.lru_cache(maxsize=1)
@@ -260,13 +392,18 @@ def _scipy_only_blas():
 def take_rows(a, idx, xp, *, out=None):
     """Rows ``idx`` of a dense array (any namespace) or a sparse matrix.
 
-    ``out`` (NumPy only): a C-contiguous array with at least ``len(idx)``
-    rows that receives them, so that a minibatch loop allocates nothing.
+    ``out`` (NumPy or CuPy, as ``a``): a C-contiguous array with at least
+    ``len(idx)`` rows that receives them, so that a minibatch loop allocates
+    nothing (on CuPy: no allocation per minibatch, one gather kernel).
     """
     if out is not None and isinstance(a, np.ndarray):
         # mode="clip" skips the bounds-checked, buffered copy of "raise";
         # the indices come from a permutation of range(n).
         return np.take(a, idx, axis=0, out=out[: idx.shape[0]], mode="clip")
+    if out is not None and is_cupy_array(a):
+        import cupy
+
+        return cupy.take(a, idx, axis=0, out=out[: idx.shape[0]])
     if is_sparse(a) or is_numpy_namespace(xp):
         return a[idx]
     return xp.take(a, idx, axis=0)

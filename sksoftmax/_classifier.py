@@ -1,58 +1,36 @@
 """SoftmaxRegressionClassifier: validate the input, build the loss and the
 solver, store what comes back."""
 
-import copy
-import warnings
 from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
-from sklearn import get_config
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import LabelEncoder
-from sklearn.utils import check_random_state, compute_class_weight
 from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_array,
-    check_consistent_length,
     check_is_fitted,
-    column_or_1d,
     validate_data,
 )
 
+from . import _prediction as prediction
 from ._backend import (
-    ComputeTarget,
-    asarray_like,
-    device,
-    get_namespace,
-    index_on_device,
-    is_device_out_of_memory,
+    is_cupy_sparse,
     is_foreign_array,
-    take_rows,
     to_numpy,
 )
 from ._calibration import fit_temperature
-from ._chunked import fit_memmap, memmap_block_rows
-from ._dask import fit_dask, is_dask_collection, partial_fit_dask
+from ._data import is_dask_collection
 from ._functional import log_softmax, softmax
-from ._loss import LinearSoftmaxLoss
-from ._precondition import (
-    ColumnStats,
-    MinibatchSetup,
-    block_curvature,
-    fit_preconditioner,
-)
-from ._solvers import (
-    MinibatchOptimizer,
-    TrainingMonitor,
-    minimize_lbfgs,
-    run_minibatch_epochs,
+from ._solvers.minibatch import map_state
+from ._training import Previous, train
+from ._validation import (
+    check_partial_fit_call,
+    held_out_targets,
+    unnamed_soft_labels,
+    validate_training_data,
+    validate_X,
 )
 
 _STOCHASTIC = ("sgd", "adam")
@@ -173,16 +151,16 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         a model fitted from NumPy pickles and predicts without a GPU.
     precondition : bool, default=True
         Let the solvers work in scaled variables: each weight times its
-        feature's standard deviation (root mean square for sparse input or
-        without an intercept) and, for dense input with an intercept, the
-        intercept absorbing ``W @ mean``, so that every feature looks
-        standardized to the solver. X is neither copied nor changed and the
-        objective J, its optimum and the meaning of ``tol`` stay the same;
-        only the path changes, which converges in far fewer iterations on
-        features of different scales or far from zero. Costs one pass over X
-        to compute the statistics. Set False to reproduce results of earlier
-        versions step by step, or when the features are already
-        standardized and that pass matters.
+        feature's scale (standard deviation; root mean square for sparse
+        input or without an intercept; with an L2 penalty
+        ``sqrt(scale^2 + 4 / (C S))``) and, for dense input with an
+        intercept, the intercept absorbing ``W @ mean``, so that every
+        feature looks standardized to the solver. X is neither copied nor
+        changed and the objective J, its optimum and the meaning of ``tol``
+        stay the same; only the path changes, which converges in far fewer
+        iterations on features of different scales or far from zero. Costs
+        one pass over X for the statistics. Set False to reproduce earlier
+        versions' iterates, or to skip that pass on standardized data.
     average : bool, default=True
         SGD/Adam: report the polynomial-decay average of the iterates
         (Shamir and Zhang, 2013; the weight of step ``t`` grows as ``t^3``,
@@ -383,13 +361,24 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         ((1, 1), True)
         """
         with self._keep_state_on_failure():
-            if is_dask_collection(X):  # row chunks stay on the Dask workers
-                return fit_dask(self, X, y, sample_weight)
-            if (rows := memmap_block_rows(self, X)) is not None:  # from disk
-                return fit_memmap(self, X, y, sample_weight, rows)
-            X, target, classes, sw = self._validate_training_data(X, y, sample_weight)
-            fitted = self._solve(X, target, classes, sw, incremental=False)
-            self._store(fitted)
+            fitted = hasattr(self, "classes_")
+            keep_classes = (
+                self.warm_start and fitted and unnamed_soft_labels(y, self.classes_)
+            )
+            data = self._training_data(
+                X,
+                y,
+                sample_weight,
+                reset=True,
+                classes=self.classes_ if keep_classes else None,
+            )
+            result = train(
+                data,
+                self.get_params(),
+                previous=self._previous() if fitted else None,
+                callback=self._callback(),
+            )
+            self._store(result, data.place)
         return self
 
     @available_if(_is_stochastic)
@@ -437,27 +426,28 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 "partial_fit does not support early_stopping=True: a single pass "
                 "has no epochs to stop between. Use fit, or early_stopping=False."
             )
-        if is_dask_collection(X):  # one pass over the chunks, on the workers
-            return partial_fit_dask(self, X, y, classes, sample_weight)
         first = not hasattr(self, "classes_")
-        if first:
-            if classes is None:
-                raise ValueError(
-                    "classes must be passed on the first call to partial_fit."
-                )
+        check_partial_fit_call(
+            classes, None if first else self.classes_, self.class_weight
+        )
         with self._keep_state_on_failure():
-            X, target, classes, sw = self._validate_training_data(
+            data = self._training_data(
                 X,
                 y,
                 sample_weight,
+                reset=first,
                 classes=None if first else self.classes_,
                 given_classes=classes if first else None,
-                reset=first,
             )
-            fitted = self._solve(
-                X, target, classes, sw, incremental=not first, single_pass=True
+            result = train(
+                data,
+                self.get_params(),
+                previous=None if first else self._previous(),
+                incremental=not first,
+                single_pass=True,
+                callback=self._callback(),
             )
-            self._store(fitted)
+            self._store(result, data.place)
         return self
 
     def calibrate_temperature(self, X, y, sample_weight=None):
@@ -510,34 +500,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         True
         """
         logits, xp, _ = self._logits(X, "calibrate_temperature")
-        y = check_array(
-            to_numpy(y) if is_foreign_array(y) else y,
-            ensure_2d=False,
-            dtype=None,
-            input_name="y",
-        )
-        check_consistent_length(logits, y)
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        dtype = _numpy_float_dtype(logits)
-        if y.ndim == 2:
-            target, _ = self._soft_target(y, dtype, self.classes_, None)
-        else:
-            target, _ = self._encode_labels(y, self.classes_, None)
-        target = asarray_like(
-            target, logits, dtype=None if y.ndim == 2 else xp.int64, xp=xp
-        )
-        sw = None
-        if sample_weight is not None:
-            if is_foreign_array(sample_weight):
-                sample_weight = to_numpy(sample_weight)
-            sw = _check_sample_weight(
-                sample_weight,
-                np.empty((logits.shape[0], 0)),
-                dtype=dtype,
-                ensure_non_negative=True,
-            )
-            sw = asarray_like(sw, logits, xp=xp)
+        target, sw = held_out_targets(y, sample_weight, logits, self.classes_)
         self.temperature_ = fit_temperature(logits, target, sw, xp=xp)
         return self
 
@@ -554,488 +517,50 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
             self.__dict__.update(saved)
             raise
 
-    # --------------------------------------------------------- validation
+    # ------------------------------------------- validate, train, store
 
-    def _validate_training_data(
-        self, X, y, sample_weight, classes=None, given_classes=None, reset=True
+    def _training_data(
+        self, X, y, sample_weight, *, reset, classes=None, given_classes=None
     ):
-        """Check everything before any work. Returns the data, the target
-        (class codes or a distribution matrix), the classes and the weights
-        (None, or sample_weight times class_weight)."""
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y "
-                "is None."
-            )
-        # check_array's "dim 3" message would not say it is about y.
-        if getattr(y, "ndim", 0) > 2:
-            raise ValueError(
-                "y must hold one label per sample (1-D) or rows of class "
-                f"probabilities (2-D); got an array of shape {tuple(y.shape)}."
-            )
-        if self._labels_stay_on_device(X, y, sample_weight, classes, given_classes):
-            return self._validate_on_device(X, y, sample_weight, reset=reset)
-        # Labels and weights are small: they are checked on the host, and only
-        # moved to the compute device by _solve.
-        y = to_numpy(y) if is_foreign_array(y) else y
-        if is_foreign_array(sample_weight):
-            sample_weight = to_numpy(sample_weight)
-        if is_foreign_array(X):
-            X = self._validate_foreign_X(X, reset=reset)
-            y = check_array(y, ensure_2d=False, dtype=None, input_name="y")
-            check_consistent_length(X, y)
-        else:
-            X, y = validate_data(
-                self,
-                X,
-                y,
-                reset=reset,
-                accept_sparse=["csr", "csc"],
-                dtype=[np.float64, np.float32],
-                multi_output=True,
-                order="C",
-            )
-        if y.ndim == 2 and y.shape[1] == 1:
-            y = column_or_1d(y, warn=True)
-        if y.ndim == 2:
-            target, classes = self._soft_target(
-                y, _numpy_float_dtype(X), classes, given_classes
-            )
-            codes = None
-        else:
-            codes, classes = self._encode_labels(y, classes, given_classes)
-            target = codes
-        sw = None
-        np_dtype = _numpy_float_dtype(X)
-        if sample_weight is not None:
-            sw = _check_sample_weight(
-                sample_weight,
-                np.empty((X.shape[0], 0)),
-                dtype=np_dtype,
-                ensure_non_negative=True,
-            )
-        if self.class_weight is not None:
-            cw = self._class_weight_vector(classes, codes, target)
-            per_sample = cw[codes] if codes is not None else target @ cw
-            # cw is float64: keep float32 data's weights (and so its fit) float32.
-            if str(X.dtype).endswith("float32"):
-                per_sample = per_sample.astype(np.float32)
-            sw = per_sample if sw is None else sw * per_sample
-        if sw is not None and not np.any(sw > 0):
-            raise ValueError(
-                "The sample weights (times class weights) are all zero; "
-                "at least one sample needs a positive weight."
-            )
-        return X, target, classes, sw
-
-    def _labels_stay_on_device(self, X, y, sample_weight, classes, given_classes):
-        """The common GPU case, labels beside X on its device, is checked there:
-        a million labels need not cross to the host and back. Soft labels,
-        class weights and partial_fit's known classes take the host path."""
-        if classes is not None or given_classes is not None:
-            return False
-        if self.class_weight is not None or not is_foreign_array(X):
-            return False
-        xp = get_namespace(X)
-        same = [a for a in (y, sample_weight) if a is not None]
-        return all(
-            is_foreign_array(a)
-            and get_namespace(a) is xp
-            and device(a) == device(X)
-            and a.ndim == 1
-            for a in same
-        )
-
-    def _validate_on_device(self, X, y, sample_weight, *, reset):
-        """Device-side twin of the host checks for 1-D labels and weights."""
-        xp = get_namespace(X)
-        X = self._validate_foreign_X(X, reset=reset)
-        n = X.shape[0]
-        for name, a in (("y", y), ("sample_weight", sample_weight)):
-            if a is not None and a.shape[0] != n:
-                raise ValueError(
-                    f"Found input variables with inconsistent numbers of samples: "
-                    f"X has {n}, {name} has {a.shape[0]}."
-                )
-        if xp.isdtype(y.dtype, "real floating"):
-            if not bool(xp.all(xp.isfinite(y))):
-                raise ValueError("Input y contains NaN or infinity.")
-            if not bool(xp.all(y == xp.round(y))):
-                raise ValueError(
-                    "Unknown label type: continuous. Classification needs discrete "
-                    "labels, or a 2-D y of class probabilities."
-                )
-        elif not xp.isdtype(y.dtype, ("integral", "bool")):
-            raise ValueError(f"Unsupported label dtype {y.dtype}.")
-        uniques = xp.sort(xp.unique_values(y))
-        classes = to_numpy(uniques)
-        if classes.shape[0] < 2:
-            raise ValueError(
-                "This solver needs samples of at least 2 classes in the data, "
-                f"but the data contains only one class: {classes[0]!r}."
-            )
-        codes = xp.searchsorted(uniques, y)
-        sw = None
-        if sample_weight is not None:
-            sw = xp.astype(sample_weight, X.dtype)
-            if not bool(xp.all(xp.isfinite(sw))):
-                raise ValueError("Input sample_weight contains NaN or infinity.")
-            if bool(xp.any(sw < 0)):
-                raise ValueError("Negative values in data passed to sample_weight.")
-            if not bool(xp.any(sw > 0)):
-                raise ValueError(
-                    "The sample weights (times class weights) are all zero; at least "
-                    "one sample needs a positive weight."
-                )
-        return X, codes, classes, sw
-
-    def _validate_foreign_X(self, X, *, reset):
-        """Check a non-NumPy Array API ``X`` in its own namespace and device."""
-        xp = get_namespace(X)
-        if X.ndim != 2:
-            raise ValueError(
-                f"Expected a 2-D array for X, got a {X.ndim}-D array of shape "
-                f"{tuple(X.shape)}."
-            )
-        if X.shape[0] == 0 or X.shape[1] == 0:
-            raise ValueError(
-                f"Found array with shape {tuple(X.shape)}: at least one sample and "
-                "one feature are required."
-            )
-        if not xp.isdtype(X.dtype, "real floating"):
-            if not xp.isdtype(X.dtype, ("integral", "bool")):
-                raise ValueError(f"X must hold real numbers, got dtype {X.dtype}.")
-            X = xp.astype(X, xp.float64 if _has_float64(xp, X) else xp.float32)
-        if not bool(xp.all(xp.isfinite(X))):
-            raise ValueError("Input X contains NaN or infinity.")
-        validate_data(self, X, reset=reset, skip_check_array=True)
-        return X
-
-    def _encode_labels(self, y, classes, given_classes):
-        check_classification_targets(y)
-        if classes is None and given_classes is None:
-            encoder = LabelEncoder().fit(y)
-            classes = encoder.classes_
-            if classes.shape[0] < 2:
-                raise ValueError(
-                    "This solver needs samples of at least 2 classes in the data, "
-                    f"but the data contains only one class: {classes[0]!r}."
-                )
-            return encoder.transform(y), classes
-        if given_classes is not None:
-            classes = np.unique(np.asarray(given_classes))
-            if classes.shape[0] < 2:
-                raise ValueError(
-                    f"classes must hold at least 2 classes, got {classes.tolist()!r}."
-                )
-        unseen = np.setdiff1d(np.unique(y), classes)
-        if unseen.size:
-            raise ValueError(
-                f"y holds labels {unseen.tolist()!r} that are not in classes "
-                f"{classes.tolist()!r}."
-            )
-        return np.searchsorted(classes, y), classes
-
-    def _soft_target(self, Y, dtype, classes, given_classes):
-        if not np.issubdtype(Y.dtype, np.number) or np.issubdtype(
-            Y.dtype, np.complexfloating
-        ):
-            raise ValueError(
-                "A 2-D y must hold class probabilities (real numbers), got dtype "
-                f"{Y.dtype}; multi-output targets are not supported."
-            )
-        Y = np.asarray(Y, dtype=dtype)
-        n_classes = Y.shape[1]
-        if given_classes is not None and len(given_classes) != n_classes:
-            raise ValueError(
-                f"classes has {len(given_classes)} entries but y has {n_classes} "
-                "columns of class probabilities."
-            )
-        if classes is not None and classes.shape[0] != n_classes:
-            raise ValueError(
-                f"y has {n_classes} columns of class probabilities; the model was "
-                f"fitted with {classes.shape[0]} classes."
-            )
-        if n_classes < 2:
-            raise ValueError("Soft labels need at least 2 class columns.")
-        tol = np.sqrt(np.finfo(dtype).eps) * 10
-        sums = Y.sum(axis=1)
-        if np.any(Y < 0) or np.any(np.abs(sums - 1) > tol):
-            if np.all((Y == 0) | (Y == 1)):
-                raise ValueError(
-                    "y looks like a multi-label indicator matrix; multi-label "
-                    "targets are not supported. Pass one label per sample, or "
-                    "rows of class probabilities that sum to 1."
-                )
-            raise ValueError(
-                "Each row of a 2-D y must be a probability distribution: "
-                f"non-negative and summing to 1 (within {tol:.1e}). "
-                f"Found row sums in [{sums.min():.6g}, {sums.max():.6g}] and "
-                f"minimum entry {Y.min():.6g}."
-            )
-        return Y, np.arange(n_classes)
-
-    def _class_weight_vector(self, classes, codes, target):
-        if self.class_weight == "balanced":
-            if codes is None:  # soft labels: expected class counts
-                counts = target.sum(axis=0)
-                return target.shape[0] / (len(classes) * np.maximum(counts, 1e-12))
-            present = np.unique(codes)
-            cw = np.ones(len(classes))
-            cw[present] = compute_class_weight("balanced", classes=present, y=codes)
-            return cw
-        unknown = [k for k in self.class_weight if k not in set(classes.tolist())]
-        if unknown:
-            raise ValueError(
-                f"class_weight has keys {unknown!r} that are not classes; the "
-                f"classes are {classes.tolist()!r}."
-            )
-        cw = np.array(
-            [self.class_weight.get(c, 1.0) for c in classes.tolist()], dtype=np.float64
-        )
-        if not np.all(np.isfinite(cw) & (cw >= 0)):
-            raise ValueError(
-                "class_weight values must be finite and non-negative; got "
-                f"{self.class_weight!r}."
-            )
-        return cw
-
-    # -------------------------------------------------------------- solving
-
-    def _batch_size(self, n_samples):
-        if self.batch_size == "auto":
-            return min(200, n_samples)
-        return min(self.batch_size, n_samples)
-
-    def _initial_params(self, loss, X, classes, incremental):
-        """Zeros, or the previous solution for warm_start / partial_fit."""
-        k, d = loss.n_logits, loss.n_features
-        W = np.zeros((k, d), dtype=np.float64)
-        b = np.zeros(k, dtype=np.float64)
-        reuse = (incremental or self.warm_start) and hasattr(self, "coef_")
-        if (
-            reuse
-            and self.coef_.shape == (k, d)
-            and np.array_equal(self.classes_, classes)
-        ):
-            W[...] = to_numpy(self.coef_)
-            b[...] = to_numpy(self.intercept_)
-        return W, b
-
-    def _solve(self, X, target, classes, sw, *, incremental, single_pass=False):
-        """Run the solver; return the new fitted state without storing it."""
-        place = ComputeTarget(self.device, X)
-        dtype = _numpy_float_dtype(X)
-        X = place.to_compute(X)
-        target = place.to_compute(target, dtype=None if target.ndim == 1 else X.dtype)
-        sw = place.to_compute(sw, dtype=X.dtype)
-        try:
-            fitted = self._run_solver(X, target, classes, sw, incremental, single_pass)
-        except Exception as exc:
-            if not is_device_out_of_memory(exc):
-                raise
-            n, d = X.shape
-            k = len(classes)
-            itemsize = np.dtype(dtype).itemsize
-            raise MemoryError(
-                f"The device ran out of memory fitting X of shape ({n}, {d}) "
-                f"({n * d * itemsize / 2**30:.2f} GiB) with {k} classes: each "
-                f"n x K temporary takes {n * k * itemsize / 2**30:.2f} GiB. Use "
-                "float32 input, a smaller batch_size (sgd/adam), or lower "
-                "sklearn.set_config(working_memory=...) so that L-BFGS evaluates "
-                "the loss in smaller row chunks."
-            ) from exc
-        return (*fitted, place, dtype)
-
-    def _run_solver(self, X, target, classes, sw, incremental, single_pass):
-        n, d = X.shape
-        S_batch = float(n if sw is None else get_namespace(sw).sum(sw))
-        S = S_batch + (self._seen_weight if incremental else 0.0)
-        strength = 0.0 if np.isinf(self.C) else 1.0 / (self.C * S)
-        alpha, l1 = (1.0 - self.l1_ratio) * strength, self.l1_ratio * strength
-        loss = LinearSoftmaxLoss(
-            len(classes),
-            d,
-            fit_intercept=self.fit_intercept,
-            alpha=alpha,
-            label_smoothing=self.label_smoothing,
-        )
-        W0, b0 = self._initial_params(loss, X, classes, incremental)
-        monitor = TrainingMonitor(
-            self,
-            verbose=self.verbose,
-            callback=self.callback,
-            start_iter=self.n_iter_ if incremental else 0,
-        )
-        if self.solver == "lbfgs":
-            coef0 = np.concatenate([W0.ravel(), b0 if self.fit_intercept else []])
-            res = minimize_lbfgs(
-                loss,
-                coef0,
-                X,
-                target,
-                sw,
-                max_iter=self.max_iter,
-                tol=self.tol,
-                monitor=monitor,
-                l1=l1,
-                preconditioner=fit_preconditioner(
-                    X,
-                    sw,
-                    fit_intercept=self.fit_intercept,
-                    alpha=alpha,
-                    enabled=self.precondition,
-                ),
-            )
-            W, b = loss.unpack(res.W)
-            # scipy works in float64; float32 data gets float32 parameters.
-            if str(X.dtype).endswith("float32"):
-                W = W.astype(np.float32)
-                b = None if b is None else b.astype(np.float32)
-            res.W, res.b = W, b
-            if res.state["status"] == 1:
-                warnings.warn(
-                    f"lbfgs failed to converge after {res.n_iter} iteration(s) "
-                    f"(max_iter={self.max_iter}). Increase max_iter or scale the "
-                    "data.",
-                    ConvergenceWarning,
-                    stacklevel=3,
-                )
-            elif res.state["status"] not in (0, 99):  # 99: stopped by callback
-                warnings.warn(
-                    f"lbfgs stopped abnormally after {res.n_iter} iteration(s) "
-                    f"(status={res.state['status']}: {res.state['message']}); the "
-                    "model may be far from the optimum. Scale the data or "
-                    "raise the regularization (smaller C).",
-                    ConvergenceWarning,
-                    stacklevel=3,
-                )
-        else:
-            res = self._run_stochastic(
-                loss, X, target, sw, W0, b0, monitor, incremental, single_pass, l1=l1
-            )
-        if incremental:
-            res.loss_curve = list(self.loss_curve_) + res.loss_curve
-            res.n_iter += self.n_iter_
-        return loss, classes, res, S
-
-    def _run_stochastic(
-        self, loss, X, target, sw, W0, b0, monitor, incremental, single_pass, l1=0.0
-    ):
-        rng = check_random_state(self.random_state)
-        if incremental:
-            rng = copy.deepcopy(self._rng)  # advanced only if the fit succeeds
-        validation = None
-        if self.early_stopping and not single_pass:
-            X, target, sw, validation = self._split_validation(X, target, sw, rng)
-        prev = self._optimizer_state if incremental else None
-        setup = MinibatchSetup(
-            loss,
-            W0,
-            b0,
-            solver=self.solver,
-            precondition=self.precondition,
-            learning_rate_init=self.learning_rate_init,
-            batch_size=self._batch_size(X.shape[0]),
-            momentum=self.momentum,
-            n_samples=X.shape[0],
-            stats=lambda: ColumnStats().update(X, sw),
-            curvature=lambda pre: block_curvature(X, pre, sw),
-            like=X,
-            state=prev,
-        )
-        # An average of proximal iterates loses their exact zeros.
-        use_average = self.average and not l1 and validation is None
-        optimizer = MinibatchOptimizer(
-            self.solver,
-            learning_rate_init=setup.learning_rate_init,
-            learning_rate=self.learning_rate,
-            power_t=self.power_t,
-            momentum=self.momentum,
-            nesterovs_momentum=self.nesterovs_momentum,
-            beta_1=self.beta_1,
-            beta_2=self.beta_2,
-            epsilon=self.epsilon,
-            # A copy: the optimizer rebinds the entries of its state dict.
-            state=setup.optimizer_state(prev),
-            l1=setup.l1_weights(l1),
-            l2=setup.l2_weights(),
-            average=use_average,
-        )
-        res = run_minibatch_epochs(
-            setup.loss,
+        data = validate_training_data(
             X,
-            target,
-            sw,
-            setup.V0,
-            setup.c0,
-            optimizer=optimizer,
-            batch_size=self._batch_size(X.shape[0]),
-            max_iter=1 if single_pass else self.max_iter,
-            shuffle=self.shuffle,
-            rng=rng,
-            tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change,
-            monitor=monitor,
-            validation=validation,
+            y,
+            sample_weight,
+            solver=self.solver,
+            class_weight=self.class_weight,
+            early_stopping=self.early_stopping,
+            batch_size=self.batch_size,
+            device_param=self.device,
+            classes=classes,
+            given_classes=given_classes,
+            estimator_name=type(self).__name__,
         )
-        setup.finish(res, use_average=use_average)
-        res.rng = rng
-        if not res.converged and not single_pass:
-            warnings.warn(
-                f"Stochastic optimizer: maximum iterations ({self.max_iter}) "
-                "reached and the optimization hasn't converged yet.",
-                ConvergenceWarning,
-                stacklevel=4,
-            )
-        curve = res.loss_curve
-        # Diverging steps stop by "no improvement" and would pass as converged.
-        if curve and not curve[-1] <= 10 * curve[0] + 1:
-            warnings.warn(
-                f"Stochastic optimizer diverged: the objective went from "
-                f"{curve[0]:.6g} to {curve[-1]:.6g}. Lower learning_rate_init, "
-                "scale the features or raise C.",
-                ConvergenceWarning,
-                stacklevel=4,
-            )
-        return res
+        # n_features_in_ and feature_names_in_, from X as the user passed it.
+        validate_data(self, X, reset=reset, skip_check_array=True)
+        return data
 
-    def _split_validation(self, X, target, sw, rng):
-        """Stratified hold-out split; the data stay on their device."""
-        stratify = to_numpy(target) if target.ndim == 1 else None
-        idx = np.arange(X.shape[0])
-        try:
-            tr, va = train_test_split(
-                idx,
-                test_size=self.validation_fraction,
-                random_state=rng,
-                stratify=stratify,
-            )
-        except ValueError:  # a class too small to stratify
-            tr, va = train_test_split(
-                idx, test_size=self.validation_fraction, random_state=rng
-            )
-        if len(va) < 2:
-            raise ValueError(
-                f"validation_fraction={self.validation_fraction} leaves "
-                f"{len(va)} validation sample(s); use more data or a larger "
-                "fraction, or early_stopping=False."
-            )
-        xp = get_namespace(X)
-        tr, va = index_on_device(tr, X, xp), index_on_device(va, X, xp)
-        sw_tr = None if sw is None else take_rows(sw, tr, xp)
-        return (
-            take_rows(X, tr, xp),
-            take_rows(target, tr, xp),
-            sw_tr,
-            (take_rows(X, va, xp), take_rows(target, va, xp)),
+    def _previous(self):
+        """The fitted state a warm start or a partial_fit continues from."""
+        return Previous(
+            coef=to_numpy(self.coef_),
+            intercept=to_numpy(self.intercept_),
+            classes=self.classes_,
+            seen_weight=self._seen_weight,
+            n_iter=self.n_iter_,
+            loss_curve=self.loss_curve_,
+            optimizer_state=getattr(self, "_optimizer_state", None),
+            rng=getattr(self, "_rng", None),
         )
 
-    def _store(self, fitted):
-        """Swap the new state in, all at once, only after the solver succeeded."""
-        loss, classes, res, S, place, dtype = fitted
-        W = to_numpy(res.W)
-        b = to_numpy(res.b) if res.b is not None else np.zeros(W.shape[0])
+    def _callback(self):
+        if self.callback is None:
+            return None
+        return lambda info: self.callback(self, info)
+
+    def _store(self, result, place):
+        """Swap the new state in, all at once, only after the solver succeeded.
+        Everything stored is in the namespace and on the device of the input."""
+        W, b = result.coef, result.intercept
         if not (np.all(np.isfinite(W)) and np.all(np.isfinite(b))):
             raise FloatingPointError(
                 "The solver produced non-finite coefficients; the previous model "
@@ -1043,52 +568,54 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 "the regularization (smaller C)."
             )
         state = {
-            "classes_": classes,
-            "coef_": place.to_input(np.ascontiguousarray(W, dtype=dtype)),
-            "intercept_": place.to_input(np.asarray(b, dtype=dtype)),
-            "n_iter_": int(res.n_iter),
-            "loss_curve_": [float(v) for v in res.loss_curve],
-            "best_loss_": float(min(res.loss_curve))
-            if res.loss_curve
-            else res.best_loss,
-            "validation_scores_": res.validation_scores,
-            "best_validation_score_": max(res.validation_scores)
-            if res.validation_scores
+            "classes_": result.classes,
+            "coef_": place.to_input(W),
+            "intercept_": place.to_input(b),
+            "n_iter_": result.n_iter,
+            "loss_curve_": result.loss_curve,
+            "best_loss_": result.best_loss,
+            "validation_scores_": result.validation_scores,
+            "best_validation_score_": max(result.validation_scores)
+            if result.validation_scores
             else None,
             "temperature_": 1.0,
-            "_seen_weight": S,
+            "_seen_weight": result.seen_weight,
         }
-        if self.solver in _STOCHASTIC:
-            state["_optimizer_state"] = res.state
-            state["_rng"] = res.rng
+        if result.optimizer_state is not None:
+            state["_optimizer_state"] = map_state(
+                result.optimizer_state, place.to_input
+            )
+            state["_rng"] = result.rng
         self.__dict__.update(state)
 
     # ------------------------------------------------------------ predict
 
-    def _validated_X(self, X, method):
+    def _logits(self, X, method):
+        """Logits of ``X`` where the arithmetic runs, the namespace there and
+        the placement; checks ``X`` as ``fit`` did."""
         check_is_fitted(self)
-        _check_same_namespace(X, self, method)
-        if is_foreign_array(X):
-            return self._validate_foreign_X(X, reset=False)
-        return validate_data(
-            self,
-            X,
-            reset=False,
-            accept_sparse=["csr", "csc"],
-            dtype=[np.float64, np.float32],
+        where = f"{type(self).__name__}.{method}"
+        prediction.check_same_namespace(X, self.coef_, self.device, where)
+        if is_foreign_array(X) or is_cupy_sparse(X):
+            X_checked = validate_X(X)
+            validate_data(self, X, reset=False, skip_check_array=True)
+        else:
+            X_checked = validate_data(
+                self,
+                X,
+                reset=False,
+                accept_sparse=["csr", "csc"],
+                dtype=[np.float64, np.float32],
+            )
+        return prediction.logits(
+            X_checked, self.coef_, self.intercept_, len(self.classes_), self.device
         )
 
-    def _logits(self, X, method):
-        """Full logits (n, n_classes) where the arithmetic runs (binary gets the
-        zero column of class 0), the namespace there, and the placement."""
-        X = self._validated_X(X, method)
-        place = ComputeTarget(self.device, X)
-        X = place.to_compute(X)
-        xp = get_namespace(X)
-        W = asarray_like(to_numpy(self.coef_), X, xp=xp)
-        b = asarray_like(to_numpy(self.intercept_), X, xp=xp)
-        loss = LinearSoftmaxLoss(len(self.classes_), W.shape[1])
-        return loss.logits(X, W, b, xp=xp), xp, place
+    def _map_dask(self, X, method):
+        check_is_fitted(self)
+        return prediction.map_dask(
+            X, method, getattr(self, method), len(self.classes_), self.classes_.dtype
+        )
 
     def decision_function(self, X):
         """Logits ``X W^T + b``.
@@ -1112,6 +639,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         >>> clf.decision_function(X).shape
         (4,)
         """
+        if is_dask_collection(X):  # lazily, chunk by chunk on the workers
+            return self._map_dask(X, "decision_function")
         logits, xp, place = self._logits(X, "decision_function")
         return place.to_input(logits[:, 1] if len(self.classes_) == 2 else logits)
 
@@ -1137,6 +666,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         >>> clf.predict_proba(X).sum(axis=1)
         array([1., 1., 1., 1.])
         """
+        if is_dask_collection(X):  # lazily, chunk by chunk on the workers
+            return self._map_dask(X, "predict_proba")
         logits, xp, place = self._logits(X, "predict_proba")
         return place.to_input(
             softmax(logits, axis=1, temperature=self.temperature_, xp=xp)
@@ -1164,6 +695,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         >>> bool(np.all(clf.predict_log_proba(X) < 0))
         True
         """
+        if is_dask_collection(X):  # lazily, chunk by chunk on the workers
+            return self._map_dask(X, "predict_log_proba")
         logits, xp, place = self._logits(X, "predict_log_proba")
         if self.temperature_ != 1.0:
             logits = logits / self.temperature_
@@ -1190,15 +723,12 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         >>> SoftmaxRegressionClassifier().fit(X, ["a", "a", "b", "b"]).predict(X)
         array(['a', 'a', 'b', 'b'], dtype='<U1')
         """
+        if is_dask_collection(X):  # lazily, chunk by chunk on the workers
+            return self._map_dask(X, "predict")
         logits, xp, place = self._logits(X, "predict")
-        codes = place.to_input(xp.argmax(logits, axis=1))
-        if not is_foreign_array(codes) or not np.issubdtype(
-            self.classes_.dtype, np.number
-        ):
-            return self.classes_[to_numpy(codes)]
-        in_xp = get_namespace(codes)
-        classes = in_xp.asarray(self.classes_, device=device(codes))
-        return in_xp.take(classes, codes, axis=0)
+        return prediction.labels(
+            place.to_input(xp.argmax(logits, axis=1)), self.classes_
+        )
 
     def score(self, X, y, sample_weight=None):
         """Mean accuracy of :meth:`predict` on ``X`` against ``y``.
@@ -1235,33 +765,3 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 else sample_weight,
             )
         )
-
-
-def _numpy_float_dtype(X):
-    """The NumPy float dtype matching ``X``'s (any namespace)."""
-    return np.float32 if "float32" in str(X.dtype) else np.float64
-
-
-def _has_float64(xp, X):
-    try:
-        xp.zeros(1, dtype=xp.float64, device=device(X))
-    except Exception:  # e.g. Apple MPS supports float32 only
-        return False
-    return True
-
-
-def _check_same_namespace(X, estimator, method):
-    """Under array API dispatch, refuse X from another namespace or device
-    than the fitted coefficients (scikit-learn's contract)."""
-    if not get_config()["array_api_dispatch"] or estimator.device is not None:
-        return
-    coef = estimator.coef_
-    if is_foreign_array(X) == is_foreign_array(coef) and (
-        not is_foreign_array(X)
-        or (get_namespace(X) is get_namespace(coef) and device(X) == device(coef))
-    ):
-        return
-    raise ValueError(
-        f"Inputs passed to {type(estimator).__name__}.{method}() must use the "
-        "same namespace and the same device as those passed to fit()."
-    )

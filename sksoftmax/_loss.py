@@ -15,13 +15,17 @@ import numpy as np
 from sklearn import get_config
 
 from ._backend import (
+    accumulation_dtype,
     asarray_like,
     column_sums,
     device,
+    device_of,
     get_namespace,
+    is_cupy_namespace,
     is_numpy_namespace,
     is_sparse,
     matmul_t,
+    on_device,
     t_matmul,
     to_numpy,
 )
@@ -35,16 +39,22 @@ _CACHE_BYTES = 2**21
 _MIN_BLOCK_ROWS = 256
 
 
-def _target_dot(logits, target, xp):
-    """Row-wise ``sum_k T_ik O_ik`` for integer codes or a target matrix."""
+def _target_dot(logits, target, xp, onehot=None):
+    """Row-wise ``sum_k T_ik O_ik`` for integer codes or a target matrix
+    (``onehot``: the codes' (n, K) boolean mask, when the caller has it)."""
     if target.ndim == 2:
         return xp.sum(target * logits, axis=1)
     if is_numpy_namespace(xp):
         return logits[np.arange(logits.shape[0]), target]
-    onehot = (
-        target[:, None] == xp.arange(logits.shape[1], device=device(logits))[None, :]
-    )
-    return xp.sum(xp.where(onehot, logits, xp.zeros_like(logits)), axis=1)
+    if onehot is None:
+        onehot = _onehot_mask(target, logits.shape[1], xp, device(logits))
+    zero = xp.zeros((), dtype=logits.dtype, device=device(logits))
+    return xp.sum(xp.where(onehot, logits, zero), axis=1)
+
+
+def _onehot_mask(target, K, xp, dev):
+    """The (n, K) boolean mask ``target[:, None] == arange(K)``."""
+    return target[:, None] == xp.arange(K, device=dev)[None, :]
 
 
 def softmax_cross_entropy(
@@ -55,7 +65,8 @@ def softmax_cross_entropy(
     Parameters
     ----------
     logits : array of shape (n, K)
-        Raw logits. On NumPy they are overwritten by the gradient.
+        Raw logits. On NumPy, and on CuPy with class codes (one fused
+        kernel), they are overwritten by the gradient.
     target : array of shape (n,) with integer class codes, or (n, K)
         One-hot codes or rows of a target distribution.
     weights : array of shape (n,) or None
@@ -76,28 +87,67 @@ def softmax_cross_entropy(
         # gradient lands in ``logits`` itself.
         loss = _softmax_ce_numpy(logits.T, target, weights, label_smoothing)
         return np.asarray(loss), logits
+    with on_device(logits):
+        if _fused_kernel_applies(logits, target, xp):
+            from ._cupy_kernels import softmax_ce_grad
+
+            return softmax_ce_grad(logits, target, weights, label_smoothing)
+        return _softmax_ce_generic(logits, target, weights, label_smoothing, xp)
+
+
+def _fused_kernel_applies(logits, target, xp):
+    """CuPy's one-launch kernel: class codes and C-contiguous float logits."""
+    return (
+        is_cupy_namespace(xp)
+        and target.ndim == 1
+        and logits.flags.c_contiguous
+        and logits.dtype.name in ("float32", "float64")
+    )
+
+
+# The (n, K) arrays of X's dtype that the array-API path holds at once, at its
+# peak (the logits, their shifted copy and its exponential; later the logits,
+# the gradient and the target), plus the boolean one-hot mask (counted whole).
+# LinearSoftmaxLoss._chunk_rows sizes its chunks with it.
+GENERIC_NK_TEMPORARIES = 4
+# Per-row vectors (max, sum, target dot, CE, weights), counted at 8 bytes.
+GENERIC_ROW_VECTORS = 6
+
+
+def _softmax_ce_generic(logits, target, weights, eps, xp):
+    """:func:`softmax_cross_entropy` in any Array API namespace: the
+    reference for the fused CuPy kernel. Holds at most
+    ``GENERIC_NK_TEMPORARIES`` (n, K) arrays at once (in-place updates where
+    the standard has them); the loss is summed in float64 where the device
+    has it, as on the CPU, so that float32 fits stop at the same point."""
     n, K = logits.shape
-    eps = label_smoothing
-    t_dot_o = _target_dot(logits, target, xp)
+    dev = device(logits)
+    acc = accumulation_dtype(xp, dev)
+    hard = target.ndim == 1
+    onehot = _onehot_mask(target, K, xp, dev) if hard else None
+    t_dot_o = _target_dot(logits, target, xp, onehot)
     if eps:
         t_dot_o = (1 - eps) * t_dot_o + (eps / K) * xp.sum(logits, axis=1)
     m = xp.max(logits, axis=1, keepdims=True)
-    e = xp.exp(logits - m)
-    s = xp.sum(e, axis=1, keepdims=True)
+    G = xp.exp(logits - m)
+    s = xp.sum(G, axis=1, keepdims=True)
     ce = xp.log(s[:, 0]) + m[:, 0] - t_dot_o
-    if target.ndim == 2:
-        T = target
+    G /= s
+    if hard:
+        T = xp.astype(onehot, G.dtype)
+        del onehot
+        if eps:
+            T *= 1 - eps
     else:
-        T = xp.astype(
-            target[:, None] == xp.arange(K, device=device(logits))[None, :],
-            logits.dtype,
-        )
+        T = target if not eps else (1 - eps) * target
+    G -= T
+    del T
     if eps:
-        T = (1 - eps) * T + eps / K
-    G = e / s - T
+        G -= eps / K
     if weights is None:
-        return xp.sum(ce), G
-    return xp.sum(ce * weights), G * weights[:, None]
+        return xp.sum(ce, dtype=acc), G
+    G *= weights[:, None]
+    return xp.sum(ce * weights, dtype=acc), G
 
 
 def _softmax_ce_numpy(Z, target, weights, eps, *, flat_index=None, work=None):
@@ -264,54 +314,103 @@ class LinearSoftmaxLoss:
         return 0.5 * self.alpha * xp.sum(W * W)
 
     def _chunk_rows(self, X):
-        """Rows per chunk so that the n x K temporaries fit in working memory."""
+        """Rows per chunk of the array-API path, so that what it holds at
+        once per row fits in ``working_memory``: ``GENERIC_NK_TEMPORARIES``
+        (n, K) arrays of X's dtype and ``GENERIC_ROW_VECTORS`` per-row
+        vectors (X's own rows are views, not counted)."""
         itemsize = 4 if "float32" in str(X.dtype) else 8
         budget = get_config()["working_memory"] * 2**20
-        per_row = 3 * self.n_classes * itemsize
+        per_row = GENERIC_NK_TEMPORARIES * self.n_classes * itemsize
+        per_row += GENERIC_ROW_VECTORS * 8
         return max(1, int(budget // per_row))
 
     def loss_gradient_arrays(self, W, b, X, target, sample_weight=None, *, xp=None):
         """Objective and gradient for arrays in X's namespace.
 
-        Returns ``(loss, grad_W, grad_b)``, all in the namespace, on the
-        device and in the dtype of ``X`` (``loss`` is 0-d, so that a caller
-        on a GPU decides when to synchronise; ``grad_b`` is None without an
-        intercept).
+        Returns ``(loss, grad_W, grad_b)`` in the namespace and on the device
+        of ``X``: the gradients in X's dtype, ``loss`` a 0-d array summed in
+        float64 where the device has it (as on the CPU), so that a caller on
+        a GPU decides when to synchronise; ``grad_b`` is None without an
+        intercept. Runs inside the device context of ``X``
+        (:func:`~sksoftmax._backend.on_device`).
         """
         xp = get_namespace(X, W, xp=xp)
         if is_numpy_namespace(xp):
             return self._loss_gradient_numpy(W, b, X, target, sample_weight)
+        with on_device(X):
+            return self._loss_gradient_generic(W, b, X, target, sample_weight, xp)
+
+    def _loss_gradient_generic(self, W, b, X, target, sample_weight, xp):
         n = X.shape[0]
+        acc = accumulation_dtype(xp, device_of(X))
         if sample_weight is None:
-            S = n
+            S = xp.asarray(float(n), dtype=acc, device=device_of(X))
         else:  # a minibatch may hold only zero weights: then its gradient is 0
-            S = xp.sum(sample_weight)
+            S = xp.sum(sample_weight, dtype=acc)
             S = xp.where(S > 0, S, xp.ones_like(S))
         step = self._chunk_rows(X)
         loss, gW, gb = 0.0, None, None
         for start in range(0, n, step):
             stop = min(n, start + step)
-            Xc = X[start:stop] if (start or stop < n) else X
-            tc = target[start:stop] if (start or stop < n) else target
+            whole = not (start or stop < n)
+            # A trailing ... for the Array API; sparse matrices take rows alone.
+            Xc = X if whole else X[start:stop] if is_sparse(X) else X[start:stop, ...]
+            tc = target if whole else target[start:stop, ...]
             wc = None if sample_weight is None else sample_weight[start:stop]
-            logits = self.logits(Xc, W, b, xp=xp)
-            lc, G = softmax_cross_entropy(
-                logits, tc, wc, label_smoothing=self.label_smoothing, xp=xp
-            )
-            if self.n_classes == 2:
-                G = G[:, 1:]
-            gWc = t_matmul(G, Xc)
-            gbc = column_sums(G, xp) if self.fit_intercept else None
+            lc, gWc, gbc = self._chunk_sums(W, b, Xc, tc, wc, xp)
             loss = loss + lc
             gW = gWc if gW is None else gW + gWc
             if gbc is not None:
                 gb = gbc if gb is None else gb + gbc
-        gW = gW / S
+        S_data = xp.astype(S, X.dtype)  # float32 gradients stay float32
+        gW = gW / S_data
         if self.alpha:
             gW = gW + self.alpha * W
         if gb is not None:
-            gb = gb / S
-        return loss / S + self.penalty(W, xp=xp), gW, gb
+            gb = gb / S_data
+        penalty = 0.5 * self.alpha * xp.sum(W * W, dtype=acc) if self.alpha else 0.0
+        return loss / S + penalty, gW, gb
+
+    def _chunk_sums(self, W, b, Xc, tc, wc, xp):
+        """Unscaled loss sum (float64), ``G^T X`` and ``ones^T G`` of a chunk.
+        On CuPy the logits go into a buffer reused across minibatches and the
+        softmax step is one fused kernel."""
+        if is_cupy_namespace(xp) and tc.ndim == 1 and not is_sparse(Xc):
+            from ._cupy_kernels import logits_buffer
+
+            Z, ce, ones = logits_buffer(Xc.shape[0], self.n_classes, Xc.dtype)
+            self._logits_into(Z, Xc, W, b)
+        else:
+            Z, ce, ones = self.logits(Xc, W, b, xp=xp), None, None
+        if ce is not None:
+            from ._cupy_kernels import softmax_ce_grad
+
+            lc, G = softmax_ce_grad(Z, tc, wc, self.label_smoothing, ce=ce)
+        else:
+            lc, G = softmax_cross_entropy(
+                Z, tc, wc, label_smoothing=self.label_smoothing, xp=xp
+            )
+        if self.n_classes == 2:
+            G = G[:, 1:]
+        gW = t_matmul(G, Xc)
+        if not self.fit_intercept:
+            return lc, gW, None
+        gb = column_sums(G, xp) if ones is None else ones @ G
+        return lc, gW, gb
+
+    def _logits_into(self, Z, X, W, b):
+        """CuPy: the full logits (binary: a zero column 0) written into ``Z``."""
+        import cupy
+
+        if self.n_classes == 2:
+            Z[:, 0] = 0
+            Z[:, 1:] = X @ W.T
+            if b is not None:
+                Z[:, 1:] += b
+            return
+        cupy.matmul(X, W.T, out=Z)
+        if b is not None:
+            Z += b
 
     # -- the NumPy fast path ---------------------------------------------------
 
@@ -457,17 +556,38 @@ class LinearSoftmaxLoss:
         """``(J, dJ/dcoef)`` for a flat float64 NumPy ``coef``.
 
         Only ``coef`` and the gradient (d*k numbers) cross between host and
-        the device of ``X``.
+        the device of ``X``: off NumPy, the loss and both gradients come back
+        as one packed float64 vector, one device-to-host transfer per call.
         """
         xp = get_namespace(X)
-        W, b = self.unpack(asarray_like(coef, X, xp=xp), xp=xp)
-        loss, gW, gb = self.loss_gradient_arrays(W, b, X, target, sample_weight, xp=xp)
+        with on_device(X):
+            W, b = self.unpack(asarray_like(coef, X, xp=xp), xp=xp)
+            loss, gW, gb = self.loss_gradient_arrays(
+                W, b, X, target, sample_weight, xp=xp
+            )
+            if not is_numpy_namespace(xp):
+                host = to_numpy(self.pack(loss, gW, gb, xp=xp))
+                host = np.asarray(host, dtype=np.float64)
+                return float(host[0]), host[1:]
         grad = np.empty(self.n_params, dtype=np.float64)
         k, d = self.n_logits, self.n_features
         grad[: k * d] = to_numpy(gW).ravel()
         if gb is not None:
             grad[k * d :] = to_numpy(gb)
         return float(loss), grad
+
+    def pack(self, loss, gW, gb, *, xp):
+        """``[loss, gW.ravel(), gb]`` as one vector on the device, in the
+        accumulation dtype (float64 where the device has it), so that it
+        leaves the device in one transfer."""
+        acc = accumulation_dtype(xp, device(gW))
+        parts = [
+            xp.reshape(xp.astype(xp.asarray(loss), acc), (1,)),
+            xp.reshape(xp.astype(gW, acc), (-1,)),
+        ]
+        if gb is not None:
+            parts.append(xp.astype(gb, acc))
+        return xp.concat(parts)
 
     def loss(self, coef, X, target, sample_weight=None):
         return self.loss_gradient(coef, X, target, sample_weight)[0]

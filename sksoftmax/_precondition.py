@@ -278,8 +278,9 @@ class ScaledMinibatchLoss:
     """The minibatch face of a loss (``loss_gradient_arrays``, ``logits``) in
     scaled variables ``(V, c)``, in the namespace of the data, for SGD and
     Adam: the update rules then step in standardized coordinates. The L2
-    term is left out: pass :meth:`MinibatchSetup.l2_weights` to the update
-    rule, whose proximal step handles it."""
+    term's gradient is left out: pass :meth:`MinibatchSetup.l2_weights` to
+    the update rule, whose proximal step handles it; its value stays in the
+    minibatch objective, as the epoch's reported J expects."""
 
     def __init__(self, loss, preconditioner):
         # The L2 term is left to the update rule's proximal step (its
@@ -299,6 +300,8 @@ class ScaledMinibatchLoss:
             W, b, X, target, sample_weight, xp=xp
         )
         gV, gc = self.pre.gradient_to_scaled(gW, gb)
+        if self.alpha:  # the value of the L2 term, not its gradient
+            J = J + 0.5 * self.alpha * xp.sum(W * W)
         return J, gV, gc
 
     def logits(self, X, V, c, *, xp=None):
@@ -543,3 +546,55 @@ def merge_column_stats(*parts):
     for part in parts:
         total.merge(part)
     return total
+
+
+def rows_column_stats(rows):
+    """:class:`ColumnStats` of a row source of :mod:`sksoftmax._data`: in
+    memory one ``update``; Dask one task per chunk on its worker and a
+    reduction; memmap one pass over the blocks. (Row sources could offer
+    this as a method; it is written here so that ``_data`` stays as it is.)"""
+    if hasattr(rows, "X"):
+        return ColumnStats().update(rows.X, rows.sample_weight)
+    if hasattr(rows, "chunks"):
+        import dask
+
+        task = dask.delayed(chunk_column_stats, pure=True)
+        (stats,) = dask.compute(
+            dask.delayed(merge_column_stats)(*[task(c) for c in rows.chunks])
+        )
+        return stats
+    stats = ColumnStats()
+    for i in range(rows.n_chunks):
+        X, _, sample_weight = rows.chunk(i)
+        stats.update(X, sample_weight)
+    return stats
+
+
+def rows_curvature(rows, pre):
+    """:func:`block_curvature` of a row source: over all rows in memory, over
+    the first chunk for Dask and memmap input."""
+    if hasattr(rows, "X"):
+        return block_curvature(rows.X, pre, rows.sample_weight)
+    if hasattr(rows, "chunks"):
+        import dask
+
+        (out,) = dask.compute(
+            dask.delayed(chunk_curvature, pure=True)(rows.chunks[0], pre)
+        )
+        return out
+    X, _, sample_weight = rows.chunk(0)
+    return block_curvature(X, pre, sample_weight)
+
+
+def chunk_curvature(chunk, pre):
+    """:func:`block_curvature` of one ``(X, target, sample_weight)`` chunk."""
+    X, _, sample_weight = chunk
+    return block_curvature(X, pre, sample_weight)
+
+
+def rows_preconditioner(rows, loss, *, enabled):
+    """The L-BFGS preconditioner of a row source, or None when disabled."""
+    if not enabled:
+        return None
+    stats = rows_column_stats(rows)
+    return stats.preconditioner(center=loss.fit_intercept, alpha=loss.alpha)

@@ -125,7 +125,15 @@ def test_no_copy_of_x_to_numpy(monkeypatch, data):
             moved.append(a.shape)
         return real(a)
 
-    for module in ("sksoftmax._backend", "sksoftmax._loss", "sksoftmax._classifier"):
+    modules = (
+        "sksoftmax._backend",
+        "sksoftmax._loss",
+        "sksoftmax._classifier",
+        "sksoftmax._validation",
+        "sksoftmax._training",
+        "sksoftmax._solvers.minibatch",
+    )
+    for module in modules:
         monkeypatch.setattr(f"{module}.to_numpy", spy)
     for solver in SOLVERS:
         est = SoftmaxRegressionClassifier(**SOLVERS[solver])
@@ -254,7 +262,7 @@ def test_device_out_of_memory_names_the_sizes(monkeypatch, data):
         raise OutOfMemoryError("out of memory allocating 8 GiB")
 
     X, y = data
-    monkeypatch.setattr("sksoftmax._classifier.minimize_lbfgs", boom)
+    monkeypatch.setattr("sksoftmax._training.minimize_lbfgs", boom)
     with pytest.raises(MemoryError, match=r"shape \(120, 6\).*float32"):
         SoftmaxRegressionClassifier().fit(X, y)
 

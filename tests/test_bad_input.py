@@ -6,7 +6,7 @@ import pytest
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
-import sksoftmax._classifier as classifier_module
+import sksoftmax._training as training_module
 from sksoftmax import SoftmaxRegressionClassifier
 
 pd = pytest.importorskip("pandas")
@@ -301,8 +301,8 @@ def no_solver(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("a solver ran although the input was invalid")
 
-    monkeypatch.setattr(classifier_module, "minimize_lbfgs", forbidden)
-    monkeypatch.setattr(classifier_module, "run_minibatch_epochs", forbidden)
+    monkeypatch.setattr(training_module, "minimize_lbfgs", forbidden)
+    monkeypatch.setattr(training_module, "run_epochs", forbidden)
 
 
 @pytest.mark.parametrize(("call", "error", "match"), FIT_CASES)

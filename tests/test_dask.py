@@ -255,7 +255,7 @@ def test_lengths_that_differ(client, data, what):
         ("nan", "NaN or infinity"),
         ("negative-weight", "Negative values"),
         ("zero-weights", "all zero"),
-        ("soft-labels", "Soft labels"),
+        ("soft-labels", "probability distribution"),
         ("one-class", "only one class"),
         ("early-stopping", "early_stopping is not supported"),
         ("dataframe", "to_dask_array"),
@@ -272,8 +272,8 @@ def test_bad_input_is_refused(client, data, bad, match):
         sw = chunked(np.where(np.arange(N) == 7, -1.0, w))
     elif bad == "zero-weights":
         sw = chunked(np.zeros(N))
-    elif bad == "soft-labels":
-        y = np.eye(K)[y]
+    elif bad == "soft-labels":  # rows that do not sum to one
+        y = 0.5 * np.eye(K)[y]
     elif bad == "one-class":
         y = np.zeros(N, dtype=int)
     elif bad == "early-stopping":
@@ -330,3 +330,34 @@ def test_cupy_chunks_compute_on_the_gpu(data, solver):
     ref = fit(X, y, **params)
     assert isinstance(got.coef_, np.ndarray)
     assert_allclose(got.coef_, ref.coef_, rtol=1e-6, atol=1e-8)
+
+
+def test_a_worker_lost_during_lbfgs_is_recovered(data):
+    """Kill one worker process in the middle of an L-BFGS fit: Dask recomputes
+    the chunks it held (from X's graph) and the fit ends at the in-memory
+    result. Were the chunks not recomputable, the fit would raise and keep
+    the earlier model (as every failed fit does)."""
+    import os
+    import signal
+
+    X, y, w = data
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        pids = client.run(os.getpid)
+        victim = sorted(pids.values())[0]
+        killed = []
+
+        def kill_one_worker(estimator, info):
+            if info["iteration"] == 3 and not killed:
+                os.kill(victim, signal.SIGKILL)
+                killed.append(victim)
+
+        clf = fit(chunked(X), y, tol=1e-8, callback=kill_one_worker)
+    assert killed
+    ref = fit(X, y, tol=1e-8)
+    assert_allclose(clf.coef_, ref.coef_, rtol=1e-6, atol=1e-8)
+    assert_allclose(clf.loss_curve_[-1], ref.loss_curve_[-1], rtol=1e-10)

@@ -3,6 +3,7 @@ training hooks (verbose, callback, warm_start, warnings) and numerical
 extremes. Where a reference exists it is LogisticRegression."""
 
 import pickle
+import re
 import warnings
 
 import numpy as np
@@ -200,17 +201,77 @@ def test_label_types(kind):
 
 
 @pytest.mark.parametrize("solver", SOLVERS)
-def test_verbose_prints_one_line_per_iteration(wine_std, solver, capsys):
+def test_verbose_prints_one_line_per_iteration_and_the_stop_reason(
+    wine_std, solver, capsys
+):
     X, y = wine_std
     est = quiet_fit(SoftmaxRegressionClassifier(verbose=1, **FAST[solver]), X, y)
     lines = capsys.readouterr().out.strip().splitlines()
     assert est.n_iter_ > 1
-    assert len(lines) == est.n_iter_ == len(est.loss_curve_)
+    assert len(lines) == est.n_iter_ + 1 == len(est.loss_curve_) + 1
+    unit = "Iteration" if solver == "lbfgs" else "Epoch"
+    max_iter = est.max_iter
     for i, (line, J) in enumerate(zip(lines, est.loss_curve_, strict=False), start=1):
-        assert line.startswith(f"Iteration {i}, ")
-        assert f"objective = {J:.8f}" in line
+        assert re.fullmatch(
+            rf"{unit} {i}/{max_iter}: objective {J:.8g}(, [a-z |]+ [-+.e0-9]+)*"
+            r", \d+\.\d\d s",
+            line,
+        ), line
+        assert "learning rate" not in line and "step" not in line  # verbose=2
+    reason = lines[-1]
+    assert reason.startswith(f"Stopped after {est.n_iter_} {unit.lower()}s: ")
+    if solver == "lbfgs":
+        assert "converged" in reason
+    else:
+        assert "no improvement" in reason or "max_iter" in reason
     quiet_fit(SoftmaxRegressionClassifier(verbose=0, **FAST[solver]), X, y)
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_verbose_2_adds_the_step_and_early_stopping_the_score(wine_std, solver, capsys):
+    X, y = wine_std
+    params = dict(FAST[solver], verbose=2, early_stopping=True)
+    quiet_fit(SoftmaxRegressionClassifier(**params), X, y)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert all("learning rate" in line for line in lines[:-1])
+    assert all("validation score" in line for line in lines[:-1])
+
+
+def test_verbose_names_the_stop_reason(wine_std, capsys):
+    X, y = wine_std
+    quiet_fit(SoftmaxRegressionClassifier(verbose=1, max_iter=2), X, y)
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "Stopped after 2 iterations: max_iter=2 reached."
+    )
+    SoftmaxRegressionClassifier(
+        verbose=1, callback=lambda est, info: info["iteration"] == 2
+    ).fit(X, y)
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "Stopped after 2 iterations: stopped by the callback."
+    )
+    clf = SoftmaxRegressionClassifier(solver="sgd", verbose=1, random_state=0)
+    clf.partial_fit(X, y, classes=np.unique(y))
+    clf.partial_fit(X, y)
+    out = capsys.readouterr().out.splitlines()
+    assert out[2].startswith("Epoch 2: objective ")  # no /max_iter in partial_fit
+    assert out[3] == "Stopped after 1 epoch: one pass over the chunk."
+    clf = SoftmaxRegressionClassifier(
+        solver="sgd",
+        verbose=1,
+        learning_rate_init=1e3,
+        momentum=0.99,
+        max_iter=20,
+        n_iter_no_change=20,
+        random_state=0,
+    )
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            clf.fit(X * 1e3, y)
+        except FloatingPointError:
+            pass  # a non-finite model is refused; the reason was printed first
+    assert capsys.readouterr().out.splitlines()[-1].endswith(": diverged.")
 
 
 @pytest.mark.parametrize("solver", SOLVERS)

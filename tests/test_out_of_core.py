@@ -19,8 +19,9 @@ from sklearn import config_context
 from sklearn.datasets import make_classification
 
 from sksoftmax import SoftmaxRegressionClassifier
-from sksoftmax._chunked import memmap_block_rows
+from sksoftmax._data import MemmapRows
 from sksoftmax._loss import LinearSoftmaxLoss
+from sksoftmax._validation import validate_training_data
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,9 +67,18 @@ def test_streamed_memmap_without_shuffle_equals_the_in_memory_fit(
         learning_rate_init=0.01,
     )
     with config_context(working_memory=0.1):  # 100 kB: blocks of 600 rows
-        rows = memmap_block_rows(SoftmaxRegressionClassifier(**params), mm)
+        data = validate_training_data(
+            mm,
+            y,
+            None,
+            solver=solver,
+            class_weight=None,
+            early_stopping=False,
+            batch_size=100,
+            device_param=None,
+        )
         streamed = _fit(mm, y, **params)
-    assert rows == 600
+    assert data.rows.blocks.rows == 600
     in_memory = _fit(X, y, **params)
     assert_allclose(streamed.coef_, in_memory.coef_, rtol=1e-12, atol=1e-12)
     assert_allclose(streamed.loss_curve_, in_memory.loss_curve_, rtol=1e-12)
@@ -114,17 +124,32 @@ def test_streamed_memmap_with_shuffled_blocks_reaches_the_same_objective(
     assert abs(J_stream - J_mem) < 0.01
 
 
+def _streams(clf, X, y):
+    """Whether the validated training data of ``clf`` reads X in blocks."""
+    data = validate_training_data(
+        X,
+        y,
+        None,
+        solver=clf.solver,
+        class_weight=None,
+        early_stopping=clf.early_stopping,
+        batch_size=clf.batch_size,
+        device_param=None,
+    )
+    return isinstance(data.rows, MemmapRows)
+
+
 def test_memmap_routing(tmp_path, small):
     X, y = small
     mm = _memmap(tmp_path, X)
     sgd = SoftmaxRegressionClassifier(solver="sgd")
     with config_context(working_memory=0.1):
-        assert memmap_block_rows(sgd, mm) is not None
-        assert memmap_block_rows(SoftmaxRegressionClassifier(), mm) is None  # lbfgs
-        assert memmap_block_rows(sgd.set_params(early_stopping=True), mm) is None
-        assert memmap_block_rows(SoftmaxRegressionClassifier(solver="sgd"), X) is None
+        assert _streams(sgd, mm, y)
+        assert not _streams(SoftmaxRegressionClassifier(), mm, y)  # lbfgs
+        assert not _streams(sgd.set_params(early_stopping=True), mm, y)
+        assert not _streams(SoftmaxRegressionClassifier(solver="sgd"), X, y)
     # A file that fits in one block takes the in-memory path: nothing changes.
-    assert memmap_block_rows(SoftmaxRegressionClassifier(solver="sgd"), mm) is None
+    assert not _streams(SoftmaxRegressionClassifier(solver="sgd"), mm, y)
 
 
 def test_streamed_memmap_with_nan_raises(tmp_path, small):

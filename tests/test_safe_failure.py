@@ -12,7 +12,7 @@ import pytest
 from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
-import sksoftmax._classifier as classifier_module
+import sksoftmax._training as training_module
 from sksoftmax import SoftmaxRegressionClassifier
 
 pd = pytest.importorskip("pandas")
@@ -122,9 +122,9 @@ def test_solver_exception_keeps_model(fitted, monkeypatch):
 
         return solver
 
-    for name in ("minimize_lbfgs", "run_minibatch_epochs"):
+    for name in ("minimize_lbfgs", "run_epochs"):
         monkeypatch.setattr(
-            classifier_module, name, crash_after(getattr(classifier_module, name))
+            training_module, name, crash_after(getattr(training_module, name))
         )
     snap, arrays = _snapshot(fitted), _fitted_arrays(fitted)
     with pytest.raises(RuntimeError, match="solver crashed"):

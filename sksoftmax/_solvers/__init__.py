@@ -1,10 +1,11 @@
-"""Solvers: each takes a :class:`~sksoftmax._loss.LinearSoftmaxLoss`, the data
-and a start point, and returns a :class:`SolverResult`. None of them knows
-whether the arrays live in NumPy or CuPy: they receive ``xp``."""
+"""Solvers: L-BFGS on anything with ``loss_gradient(coef)``, and the minibatch
+epoch loop with its SGD/Adam update rules. None of them knows whether the
+arrays live in NumPy or CuPy, in memory or on Dask workers."""
 
 from ._common import NoImprovementStop, SolverResult, TrainingMonitor
 from ._lbfgs import minimize_lbfgs
-from ._sgd import MinibatchOptimizer, run_minibatch_epochs
+from ._sgd import MinibatchOptimizer
+from .minibatch import run_epochs
 
 __all__ = [
     "MinibatchOptimizer",
@@ -12,5 +13,5 @@ __all__ = [
     "SolverResult",
     "TrainingMonitor",
     "minimize_lbfgs",
-    "run_minibatch_epochs",
+    "run_epochs",
 ]

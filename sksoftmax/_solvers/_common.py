@@ -22,18 +22,34 @@ class SolverResult:
     best_loss: float | None = None
     state: dict | None = None
     rng: object = None
+    stop_reason: str = ""
 
 
 class TrainingMonitor:
     """Records the objective after each iteration or epoch, prints it when
-    ``verbose`` and asks the user's ``callback`` whether to stop."""
+    ``verbose`` and asks the user's ``callback`` whether to stop.
 
-    def __init__(self, estimator=None, *, verbose=0, callback=None, start_iter=0):
-        self.estimator = estimator
+    ``verbose=1`` prints one line per iteration (L-BFGS) or epoch (SGD/Adam)::
+
+        Iteration 3/100: objective 0.41723, max |gradient| 2.1e-03, 0.01 s
+        Epoch 7/200: objective 0.41723, validation score 0.9333, 0.12 s
+
+    and, from :meth:`finish`, a last line with the reason training stopped.
+    ``verbose=2`` adds the step: the learning rate of SGD/Adam, the length
+    of the L-BFGS step. ``max_iter=None`` (``partial_fit``) omits the
+    ``/max_iter``.
+    """
+
+    def __init__(
+        self, *, verbose=0, callback=None, start_iter=0, max_iter=None, unit="Iteration"
+    ):
         self.verbose = verbose
         self.callback = callback
+        self.max_iter = max_iter
+        self.unit = unit
         self.loss_curve = []
         self.iteration = start_iter
+        self._start = start_iter
         self._t0 = time.perf_counter()
 
     @property
@@ -41,7 +57,12 @@ class TrainingMonitor:
         return time.perf_counter() - self._t0
 
     def step(self, objective, **extra):
-        """Record one iteration; return True when the callback asks to stop."""
+        """Record one iteration; return True when the callback asks to stop.
+
+        ``extra`` may hold ``grad_max`` (L-BFGS: the largest gradient entry),
+        ``validation_score``, ``learning_rate`` or ``step`` (printed with
+        ``verbose=2``); it is passed on to the callback's ``info``.
+        """
         self.iteration += 1
         objective = float(objective)
         self.loss_curve.append(objective)
@@ -52,18 +73,31 @@ class TrainingMonitor:
             **extra,
         }
         if self.verbose:
-            line = (
-                f"Iteration {self.iteration}, objective = {objective:.8f}, "
-                f"elapsed = {info['elapsed']:.2f}s"
-            )
-            if self.verbose > 1:
-                line += "".join(
-                    f", {k} = {v:.6g}" for k, v in extra.items() if isinstance(v, float)
-                )
-            print(line)
+            print(self._line(objective, info))
         if self.callback is not None:
-            return bool(self.callback(self.estimator, info))
+            return bool(self.callback(info))
         return False
+
+    def _line(self, objective, info):
+        total = "" if self.max_iter is None else f"/{self.max_iter}"
+        parts = [f"{self.unit} {self.iteration}{total}: objective {objective:.8g}"]
+        if info.get("grad_max") is not None:
+            parts.append(f"max |gradient| {info['grad_max']:.2e}")
+        if info.get("validation_score") is not None:
+            parts.append(f"validation score {info['validation_score']:.6g}")
+        if self.verbose > 1:
+            for key, name in (("learning_rate", "learning rate"), ("step", "step")):
+                if info.get(key) is not None:
+                    parts.append(f"{name} {info[key]:.3g}")
+        parts.append(f"{info['elapsed']:.2f} s")
+        return ", ".join(parts)
+
+    def finish(self, reason):
+        """Print (``verbose``) why training stopped, after how many steps."""
+        if self.verbose:
+            n = self.iteration - self._start
+            unit = self.unit.lower() + ("" if n == 1 else "s")
+            print(f"Stopped after {n} {unit}: {reason}.")
 
 
 class NoImprovementStop:

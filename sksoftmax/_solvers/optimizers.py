@@ -133,13 +133,12 @@ class _Optimizer:
             ]
 
     def penalty(self, W, xp):
-        """``sum l1 |W| + l2 / 2 W^2``, the part of J the loss does not see."""
-        total = 0.0
-        if np.any(self.l1):
-            total += float(xp.sum(xp.abs(W) * self._weights(self.l1, W, xp)))
-        if np.any(self.l2):
-            total += 0.5 * float(xp.sum(W * W * self._weights(self.l2, W, xp)))
-        return total
+        """``sum l1 |W|``, the part of J the minibatch objective does not
+        report (the L2 term's value is in each minibatch's J, as the epoch's
+        mean; only its gradient is left to the proximal step)."""
+        if not np.any(self.l1):
+            return 0.0
+        return float(xp.sum(xp.abs(W) * self._weights(self.l1, W, xp)))
 
     def end_epoch(self, n_samples):
         """Count the samples of the epoch just run."""
