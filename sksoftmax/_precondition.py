@@ -55,6 +55,7 @@ class ColumnStats:
         self.m2 = None  # sum of squared deviations from the mean
         self.sumsq = None  # sum of squares
         self.sparse = False
+        self.n_features = 0
         self.itemsize = 8
 
     def update(self, block, sample_weight=None):
@@ -62,6 +63,7 @@ class ColumnStats:
         None (in the namespace of ``block``); returns ``self``. Weighted
         statistics make a weighted fit and the fit on repeated rows take
         the same path."""
+        self.n_features = block.shape[1]
         if block.shape[0] == 0:
             return self
         stats = _sparse_block_stats if is_sparse(block) else _dense_block_stats
@@ -72,6 +74,7 @@ class ColumnStats:
         if other.n == 0:
             return self
         self.sparse = self.sparse or other.sparse
+        self.n_features = max(self.n_features, other.n_features)
         self.itemsize = min(self.itemsize, other.itemsize)
         if self.n == 0:
             self.n, self.mean = other.n, other.mean.copy()
@@ -88,20 +91,22 @@ class ColumnStats:
     def preconditioner(self, *, center, alpha=0.0):
         """The :class:`Preconditioner` of the rows seen so far.
 
-        ``center`` (dense input with an intercept): center by the mean and
-        scale by the standard deviation; otherwise scale by the root mean
-        square and do not center. With an L2 strength ``alpha > 0`` the
-        scale is ``sqrt(var_j + alpha / h)``, ``h = 1/4`` the largest
-        curvature of the cross-entropy per logit: the diagonal of J's
-        Hessian is about ``h var_j + alpha``, so in the scaled variables
-        the penalty's curvature stays below the data's, also for features
+        ``center`` (with an intercept): center by the mean and scale by the
+        standard deviation, for sparse input too (the centering is implicit:
+        the intercept absorbs ``W @ mean``, X stays sparse), so that sparse
+        and dense copies of the same data take the same path; otherwise
+        scale by the root mean square and do not center. With an L2
+        strength ``alpha > 0`` the scale is ``sqrt(var_j + alpha / h)``,
+        ``h = 1/4`` the largest curvature of the cross-entropy per logit:
+        the diagonal of J's Hessian is about ``h var_j + alpha``, so in the
+        scaled variables the penalty's curvature stays below the data's, also
+        for features
         of tiny scale, and a constant feature gets ``sqrt(4 alpha)``. Without
         a penalty a constant feature (scale zero or within rounding of zero)
         gets scale 1.
         """
-        if self.n == 0:
-            raise ValueError("ColumnStats saw no rows.")
-        center = center and not self.sparse
+        if self.n == 0:  # no row of positive weight: nothing to scale by
+            return Preconditioner.identity(self.n_features)
         rms2 = self.sumsq / self.n
         if center:
             var = np.maximum(self.m2, 0.0) / self.n
@@ -351,6 +356,8 @@ def block_curvature(X, pre, sample_weight=None, *, n_iter=30, seed=0):
     v = rng.standard_normal(d)
     v /= np.linalg.norm(v)
     total = n if sample_weight is None else float(xp.sum(sample_weight))
+    if total <= 0:  # no row of positive weight: the bounds of an empty sum
+        return 0.0, 0.0
     lam = 0.0
     for _ in range(n_iter):
         vs = _like(v / pre.scale, X, xp)
@@ -365,8 +372,11 @@ def block_curvature(X, pre, sample_weight=None, *, n_iter=30, seed=0):
             break
         v = w / lam
     if sparse:
-        # No centering for sparse input: ||x / s||^2 is one product.
-        row_sq = to_numpy(X.multiply(X) @ _like(1.0 / pre.scale**2, X, xp))
+        # ||(x - mu) / s||^2 from products, without densifying X.
+        inv2 = 1.0 / pre.scale**2
+        row_sq = to_numpy(X.multiply(X) @ _like(inv2, X, xp))
+        row_sq = row_sq - 2 * to_numpy(X @ _like(pre.mean * inv2, X, xp))
+        row_sq = row_sq + float(pre.mean**2 @ inv2)
         if sample_weight is not None:
             row_sq = row_sq[to_numpy(sample_weight) > 0]
         return lam, float(np.max(row_sq))
