@@ -32,6 +32,7 @@ from ._validation import (
     validate_training_data,
     validate_X,
 )
+from .metrics import soft_accuracy_score
 
 _STOCHASTIC = ("sgd", "adam")
 
@@ -669,19 +670,26 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     def score(self, X, y, sample_weight=None):
         """Mean accuracy of :meth:`predict` on ``X`` against ``y``.
 
+        For soft labels (``y`` of shape (n_samples, n_classes)) it is
+        :func:`sksoftmax.metrics.soft_accuracy_score`: the mean probability
+        that each target row gives to the predicted class, which is the
+        accuracy when the rows are one-hot. For the cross-entropy against
+        soft labels use :data:`sksoftmax.metrics.neg_cross_entropy_scorer`.
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Samples, in any namespace the model accepts.
-        y : array-like of shape (n_samples,)
-            True labels.
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            True labels, or rows of class probabilities.
         sample_weight : array-like of shape (n_samples,), default=None
             Weights per sample.
 
         Returns
         -------
         score : float
-            Weighted share of correct predictions.
+            Weighted share of correct predictions (soft labels: weighted mean
+            target probability of the predicted class).
 
         Examples
         --------
@@ -692,12 +700,11 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         1.0
         """
         pred = to_numpy(self.predict(X))
-        return float(
-            accuracy_score(
-                to_numpy(y) if is_foreign_array(y) else y,
-                pred,
-                sample_weight=to_numpy(sample_weight)
-                if is_foreign_array(sample_weight)
-                else sample_weight,
+        y = to_numpy(y) if is_foreign_array(y) else y
+        if is_foreign_array(sample_weight):
+            sample_weight = to_numpy(sample_weight)
+        if np.ndim(y) == 2 and np.shape(y)[1] > 1:  # soft labels
+            return soft_accuracy_score(
+                y, pred, labels=self.classes_, sample_weight=sample_weight
             )
-        )
+        return float(accuracy_score(y, pred, sample_weight=sample_weight))
