@@ -22,6 +22,7 @@ from ._backend import (
 )
 from ._calibration import fit_temperature
 from ._data import is_dask_collection
+from ._docs import DOC_LINK_TEMPLATE, doc_link_params
 from ._functional import log_softmax, softmax
 from ._solvers.minibatch import map_state
 from ._training import Previous, train
@@ -44,20 +45,15 @@ def _is_stochastic(estimator):
 class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     r"""Softmax (multinomial logistic) regression.
 
-    The model is ``O = X W^T + b`` with class probabilities ``softmax(O)``.
-    Every solver minimizes the same objective, LogisticRegression's:
-
-    .. math::
-
-        J(W, b) = \frac{1}{S} \sum_i s_i \, \mathrm{CE}_i
-                  + \frac{\lVert W \rVert_F^2}{2 C S},
-        \qquad
-        \mathrm{CE}_i = \log \sum_k e^{o_{ik}} - \sum_k y_{ik} o_{ik},
-
-    where ``s_i`` is the sample weight times the class weight and
-    ``S = sum_i s_i``. The intercept is not penalized. With two classes the
-    model has one logit (class 1 against class 0), exactly LogisticRegression's
-    binary model: ``coef_`` has shape (1, n_features).
+    LogisticRegression's model and objective (the same ``C`` gives the same
+    model), trained by L-BFGS, minibatch SGD or Adam, on NumPy, sparse
+    matrices, CuPy or any Array API array. Labels may be classes or rows of
+    class probabilities (soft labels); ``partial_fit`` learns online;
+    :meth:`calibrate_temperature` calibrates the probabilities. The model is
+    ``O = X W^T + b`` with class probabilities ``softmax(O)``; the objective
+    is in the Notes below. With two classes the model has one logit (class 1
+    against class 0), exactly LogisticRegression's binary model: ``coef_``
+    has shape (1, n_features).
 
     Parameters
     ----------
@@ -66,9 +62,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     l1_ratio : float in [0, 1], default=0.0
         Elastic-net mixing, as in LogisticRegression: the penalty becomes
         ``(l1_ratio * ||W||_1 + (1 - l1_ratio) / 2 * ||W||_F^2) / (C S)``.
-        0 is the pure L2 penalty above, 1 pure L1. L-BFGS solves the split
-        ``W = P - N``, ``P, N >= 0``; SGD/Adam take proximal (soft-threshold)
-        steps. Both give exact zeros.
+        0 is the pure L2 penalty of the objective (see Notes), 1 pure L1.
+        L-BFGS solves the split ``W = P - N``, ``P, N >= 0``; SGD/Adam take
+        proximal (soft-threshold) steps. Both give exact zeros.
     solver : {"lbfgs", "sgd", "adam"}, default="lbfgs"
         ``"lbfgs"``: scipy's L-BFGS-B on the full data. ``"sgd"``: minibatch
         SGD with momentum. ``"adam"``: minibatch Adam.
@@ -157,6 +153,21 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     See Also
     --------
     sklearn.linear_model.LogisticRegression : the same model and objective.
+    SoftmaxRegressionCV : ``C`` chosen by cross-validation.
+
+    Notes
+    -----
+    Every solver minimizes the same objective, LogisticRegression's:
+
+    .. math::
+
+        J(W, b) = \frac{1}{S} \sum_i s_i \, \mathrm{CE}_i
+                  + \frac{\lVert W \rVert_F^2}{2 C S},
+        \qquad
+        \mathrm{CE}_i = \log \sum_k e^{o_{ik}} - \sum_k y_{ik} o_{ik},
+
+    where ``s_i`` is the sample weight times the class weight and
+    ``S = sum_i s_i``. The intercept is not penalized.
 
     Examples
     --------
@@ -177,6 +188,11 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     >>> int((sparse.coef_ == 0).sum()) > 0
     True
     """
+
+    # The "?" link of the HTML representation (Jupyter) opens the API docs.
+    _doc_link_module = "sksoftmax"
+    _doc_link_template = DOC_LINK_TEMPLATE
+    _doc_link_url_param_generator = doc_link_params
 
     _parameter_constraints = {
         # closed on the right so that C=np.inf (no penalty) is accepted.
@@ -423,6 +439,15 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         -------
         self : SoftmaxRegressionClassifier
             The estimator, with ``temperature_`` set.
+
+        Warns
+        -----
+        sksoftmax.TemperatureBoundWarning
+            When ``T`` ends at a bound of ``[exp(-10), exp(10)]``: at the lower
+            one the model separates the calibration set perfectly (calibrate
+            on more held-out data it does not fit perfectly, or keep
+            ``T = 1``); at the upper one its logits say nothing about these
+            labels.
 
         Examples
         --------

@@ -24,6 +24,7 @@ from sklearn.utils.validation import (
 
 from ._backend import is_foreign_array, to_numpy
 from ._classifier import SoftmaxRegressionClassifier
+from ._docs import DOC_LINK_TEMPLATE, doc_link_params
 from .metrics import neg_cross_entropy_scorer
 
 __all__ = ["SoftmaxRegressionCV"]
@@ -146,12 +147,16 @@ class SoftmaxRegressionCV(ClassifierMixin, BaseEstimator):
     >>> from sklearn.datasets import load_iris
     >>> from sksoftmax import SoftmaxRegressionCV
     >>> X, y = load_iris(return_X_y=True)
-    >>> clf = SoftmaxRegressionCV(Cs=[0.1, 1.0, 10.0], cv=3).fit(X, y)
+    >>> clf = SoftmaxRegressionCV(Cs=[0.1, 1.0, 10.0], cv=3, max_iter=1000).fit(X, y)
     >>> clf.C_
     10.0
     >>> clf.scores_.shape
     (3, 1, 3)
     """
+
+    _doc_link_module = "sksoftmax"
+    _doc_link_template = DOC_LINK_TEMPLATE
+    _doc_link_url_param_generator = doc_link_params
 
     _parameter_constraints = {
         "Cs": [Interval(Integral, 1, None, closed="left"), "array-like"],
