@@ -3,7 +3,8 @@
 One command::
 
     python benchmarks/bench_cv.py            # DESIGN.md's CPU shapes
-    python benchmarks/bench_cv.py --quick    # small data, a smoke test (~1 min)
+    python benchmarks/bench_cv.py --quick    # smaller data (minutes)
+    python benchmarks/bench_cv.py --smoke    # tiny data (run by the tests)
 
 For each data set both estimators cross-validate the same grid of ``Cs`` on
 the same (stratified) folds with the same scoring (``neg_log_loss``) and
@@ -61,16 +62,23 @@ def _large(n_samples, dtype):
     return X.astype(dtype), y
 
 
-def _sparse(n_samples, n_features):
+def _sparse(n_samples, n_features, n_classes=20):
     rng = np.random.default_rng(0)
     X = sp.random(n_samples, n_features, density=0.005, format="csr", random_state=rng)
-    W = rng.standard_normal((20, n_features)) * 10
+    W = rng.standard_normal((n_classes, n_features)) * 10
     y = np.asarray((X @ W.T).argmax(axis=1)).ravel()
     return X, y
 
 
-def datasets(quick):
+def datasets(quick, smoke=False):
     yield "iris", *_bundled(load_iris)
+    if smoke:  # tiny: the test that keeps this script from rotting
+        X, y = make_classification(
+            n_samples=300, n_features=10, n_informative=5, n_classes=3, random_state=0
+        )
+        yield "300 x 10 x 3", X, y
+        yield "CSR 900 x 100 x 5", *_sparse(900, 100, 5)
+        return
     yield "wine", *_bundled(load_wine)
     yield "breast_cancer", *_bundled(load_breast_cancer)
     yield "digits", *_bundled(load_digits)
@@ -97,12 +105,14 @@ def _time_interleaved(makers, X, y, repeats):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small data")
+    parser.add_argument("--smoke", action="store_true", help="tiny data (tests)")
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--Cs", type=int, default=5)
+    parser.add_argument("--Cs", type=int, default=None, help="5 (3 with --smoke)")
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--tol", type=float, default=1e-4)
     args = parser.parse_args(argv)
-    repeats = args.repeats or (1 if args.quick else 3)
+    repeats = args.repeats or (1 if args.quick or args.smoke else 3)
+    args.Cs = args.Cs or (3 if args.smoke else 5)
     print(f"load average before: {os.getloadavg()[0]:.1f}")
     print(f"Cs={args.Cs} (1e-4..1e4), {args.folds} folds, tol={args.tol}, n_jobs=1")
     print(
@@ -112,7 +122,7 @@ def main(argv=None):
     print("|---|---|---|---|---|---|")
     common = dict(Cs=args.Cs, scoring="neg_log_loss", tol=args.tol, max_iter=1000)
     ratios = []
-    for name, X, y in datasets(args.quick):
+    for name, X, y in datasets(args.quick, args.smoke):
         splitter = (
             KFold(args.folds, shuffle=True, random_state=0)
             if sp.issparse(X)

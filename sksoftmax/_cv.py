@@ -22,7 +22,14 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from ._backend import is_foreign_array, to_numpy
+from ._backend import (
+    asarray_like,
+    get_namespace,
+    index_on_device,
+    is_foreign_array,
+    take_rows,
+    to_numpy,
+)
 from ._classifier import SoftmaxRegressionClassifier
 from ._docs import DOC_LINK_TEMPLATE, doc_link_params
 from .metrics import neg_cross_entropy_scorer
@@ -458,13 +465,16 @@ def _check_every_class_in_every_fold(y, folds, classes):
 def _fit_path(X, y, sample_weight, train, test, Cs, l1_ratio, params, scorer):
     """One training fold, one ``l1_ratio``, every ``C`` in increasing order,
     each fit warm-started from the previous one."""
-    X_train, X_test = _safe_indexing(X, train), _safe_indexing(X, test)
-    y_train, y_test = _safe_indexing(y, train), _safe_indexing(y, test)
+    X_train, X_test = _rows(X, train), _rows(X, test)
+    y_train, y_test = _rows(y, train), _rows(y, test)
     sw_train = sw_test = None
     if sample_weight is not None:
         sw = np.asarray(to_numpy(sample_weight))
         sw_train, sw_test = sw[train], sw[test]
-    est = SoftmaxRegressionClassifier(l1_ratio=l1_ratio, warm_start=True, **params)
+    # Python floats: a NumPy scalar parameter meets Array API arrays badly.
+    est = SoftmaxRegressionClassifier(
+        l1_ratio=float(l1_ratio), warm_start=True, **params
+    )
     scores, n_iter, coefs = [], [], []
     for C in Cs:
         est.set_params(C=float(C)).fit(X_train, y_train, sample_weight=sw_train)
@@ -485,13 +495,24 @@ def _fit_path(X, y, sample_weight, train, test, Cs, l1_ratio, params, scorer):
     }
 
 
+def _rows(a, idx):
+    """Rows ``idx`` of NumPy, sparse, pandas or any Array API input."""
+    if is_foreign_array(a):  # stays in its namespace and on its device
+        xp = get_namespace(a)
+        return take_rows(a, index_on_device(idx, a, xp), xp)
+    return _safe_indexing(a, idx)
+
+
 def _with_coefficients(estimator, W, fit_intercept):
     """A copy of a fitted estimator whose ``coef_``/``intercept_`` are ``W``
     (the intercept in its last column when fitted)."""
     new = copy.deepcopy(estimator)
     coef, intercept = (W[:, :-1], W[:, -1]) if fit_intercept else (W, None)
-    like = to_numpy(estimator.coef_)
-    new.coef_ = np.ascontiguousarray(coef, dtype=like.dtype)
+    dtype = to_numpy(estimator.coef_).dtype
+    # in the namespace and on the device of the fitted coefficients
+    new.coef_ = asarray_like(np.ascontiguousarray(coef, dtype=dtype), estimator.coef_)
     if intercept is not None:
-        new.intercept_ = np.asarray(intercept, dtype=like.dtype)
+        new.intercept_ = asarray_like(
+            np.asarray(intercept, dtype=dtype), estimator.intercept_
+        )
     return new

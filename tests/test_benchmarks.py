@@ -51,3 +51,20 @@ def test_bench_cpu_smoke(tmp_path):
     }
     assert "| data | estimator |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "objective_vs_time.png").stat().st_size > 1000
+
+
+def test_bench_cv_smoke():
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "bench_cv.py"), "--smoke"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| ")]
+    assert len(rows) == 1 + 3  # header and three data sets
+    for row in rows[1:]:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        # no timing or agreement assertion: the ratio is printed, and C_ may
+        # differ where both stop at tol=1e-4 on an ill-conditioned C=1e4 fit
+        assert float(cells[3]) > 0 and cells[4].startswith(("yes", "no"))

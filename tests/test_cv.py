@@ -183,3 +183,19 @@ def test_fold_missing_a_class_is_refused_before_fitting():
 )
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+def test_array_api_input_stays_in_its_namespace():
+    xps = pytest.importorskip("array_api_strict")
+    X, y = _load("iris")
+    cv = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
+    for refit in (True, False):
+        params = dict(Cs=[0.1, 1.0], cv=cv, refit=refit, **TIGHT)
+        ref = SoftmaxRegressionCV(**params).fit(X, y)
+        clf = SoftmaxRegressionCV(**params).fit(xps.asarray(X), xps.asarray(y))
+        assert type(clf.coef_) is type(xps.asarray(0.0))
+        assert_allclose(clf.scores_, ref.scores_, rtol=1e-7)
+        assert clf.C_ == ref.C_
+        assert_allclose(np.asarray(clf.coef_), ref.coef_, rtol=1e-5, atol=1e-7)
+        pred = clf.predict(xps.asarray(X))
+        assert_array_equal(np.asarray(pred), ref.predict(X))
