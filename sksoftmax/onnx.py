@@ -121,6 +121,11 @@ def _convert(scope, operator, container):
         T = constant("temperature", np.array([temperature], dtype=dtype))
         scaled = node("Div", [logits, T], "temperature")
     node("Softmax", [scaled], "softmax", output=operator.outputs[1].full_name, axis=1)
+    label = operator.outputs[0].full_name
+    if container.get_options(model, dict(nocl=False))["nocl"]:
+        # nocl: the label output holds class indices, not the classes
+        node("ArgMax", [logits], "argmax", output=label, axis=1, keepdims=0)
+        return
     codes = node("ArgMax", [logits], "argmax", axis=1, keepdims=0)
     classes = np.asarray(to_numpy(model.classes_))
     if classes.dtype.kind in "iub":
@@ -139,4 +144,4 @@ def _convert(scope, operator, container):
             "sksoftmax's ONNX converter supports integer and string class labels, "
             f"got classes_ of dtype {classes.dtype}."
         )
-    node("Gather", [table, codes], "label", output=operator.outputs[0].full_name)
+    node("Gather", [table, codes], "label", output=label)

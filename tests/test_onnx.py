@@ -123,3 +123,16 @@ def test_model_fitted_on_another_namespace_after_to_numpy_estimator():
     host = to_numpy_estimator(clf)
     assert isinstance(host.coef_, np.ndarray)
     _check(host, X)
+
+
+def test_nocl_option_gives_class_indices():
+    X, y = _data(3)
+    X = StandardScaler().fit_transform(X).astype(np.float32)
+    clf = SoftmaxRegressionClassifier(max_iter=500).fit(X, np.array(["a", "b", "c"])[y])
+    onx = to_onnx(clf, X[:1], options={"zipmap": False, "nocl": True})
+    sess = ort.InferenceSession(
+        onx.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    codes, proba = sess.run(None, {sess.get_inputs()[0].name: X})
+    assert_array_equal(clf.classes_[codes], clf.predict(X))
+    assert np.abs(proba - clf.predict_proba(X)).max() <= 1e-6
