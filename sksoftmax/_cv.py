@@ -91,8 +91,9 @@ class SoftmaxRegressionCV(ClassifierMixin, BaseEstimator):
     max_iter : int >= 1, default=100
         Iterations (L-BFGS) or epochs (SGD/Adam) of every fit.
     class_weight : dict, "balanced" or None, default=None
-        Weights per class. ``"balanced"`` is computed once on all of ``y``
-        (as LogisticRegressionCV does), so every fold uses the same weights.
+        Weights per class. For class labels ``"balanced"`` is computed once
+        on all of ``y`` (as LogisticRegressionCV does), so every fold uses
+        the same weights; for soft labels each fit computes it on its fold.
     label_smoothing : float in [0, 1), default=0.0
         Passed on to each fit; the scores use the unsmoothed targets.
     batch_size : int >= 1 or "auto", default="auto"

@@ -72,9 +72,10 @@ def test_matches_predict_proba_in_float32(case):
 def test_temperature_is_exported(n_classes):
     X, y = _data(n_classes)
     X = StandardScaler().fit_transform(X).astype(np.float32)
-    clf = SoftmaxRegressionClassifier(C=100.0, max_iter=500).fit(X, y)
-    clf.calibrate_temperature(X[::2], y[::2])
-    assert clf.temperature_ != 1.0
+    # overfitted on a few samples, so held-out calibration moves T well off 1
+    clf = SoftmaxRegressionClassifier(C=1e4, max_iter=500).fit(X[:40], y[:40])
+    clf.calibrate_temperature(X[100:], y[100:])
+    assert abs(clf.temperature_ - 1.0) > 0.2
     _check(clf, X)
 
 
