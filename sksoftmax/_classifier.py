@@ -21,6 +21,7 @@ from ._backend import (
     to_numpy,
 )
 from ._calibration import fit_temperature
+from ._cpu_kernels import predict_proba_numpy
 from ._data import is_dask_collection
 from ._docs import DOC_LINK_TEMPLATE, doc_link_params
 from ._functional import log_softmax, softmax
@@ -552,9 +553,11 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------ predict
 
-    def _logits(self, X, method):
+    def _logits(self, X, method, *, numpy_proba=False):
         """Logits of ``X`` where the arithmetic runs, the namespace there and
-        the placement; checks ``X`` as ``fit`` did."""
+        the placement; checks ``X`` as ``fit`` did. With ``numpy_proba``, a
+        dense NumPy ``X`` computed on the CPU gets ``(predict_proba, np,
+        None)`` from :func:`predict_proba_numpy` (row blocks on every core)."""
         check_is_fitted(self)
         where = f"{type(self).__name__}.{method}"
         prediction.check_same_namespace(X, self.coef_, self.device, where)
@@ -569,6 +572,16 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 accept_sparse=["csr", "csc"],
                 dtype=[np.float64, np.float32],
             )
+        if (
+            numpy_proba
+            and isinstance(X_checked, np.ndarray)
+            and self.device in (None, "cpu")
+        ):
+            coef, icpt = to_numpy(self.coef_), to_numpy(self.intercept_)
+            proba = predict_proba_numpy(
+                X_checked, coef, icpt, temperature=self.temperature_
+            )
+            return proba, np, None
         return prediction.logits(
             X_checked, self.coef_, self.intercept_, len(self.classes_), self.device
         )
@@ -630,7 +643,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         """
         if is_dask_collection(X):  # lazily, chunk by chunk on the workers
             return self._map_dask(X, "predict_proba")
-        logits, xp, place = self._logits(X, "predict_proba")
+        logits, xp, place = self._logits(X, "predict_proba", numpy_proba=True)
+        if place is None:  # dense NumPy: the probabilities, from row blocks
+            return logits
         return place.to_input(
             softmax(logits, axis=1, temperature=self.temperature_, xp=xp)
         )
