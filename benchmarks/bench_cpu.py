@@ -14,10 +14,16 @@ the training objective J computed here from ``coef_``/``intercept_`` by one
 formula for all (LogisticRegression's multinomial objective with the same C),
 test accuracy and log-loss, the peak memory allocated during the fit
 (tracemalloc, in one extra untimed fit) and the ratio of fit time to
-LogisticRegression's. It also times one loss+gradient evaluation against its
-two matrix products alone, the time the stochastic solvers need to come
-within 0.5 points of the lbfgs test accuracy, and plots the objective
-against wall time on the 100k set.
+LogisticRegression's. scikit-learn-intelex's LogisticRegression is an
+optional anchor: timed where it is installed (``pip install
+scikit-learn-intelex``), otherwise skipped with a note in the outputs.
+
+It also times, on every data set, one loss+gradient evaluation against one
+read of X (``X.sum()``) and against its two matrix products alone;
+``predict_proba`` on 1M x 100 x 10 float32 against one read of X; one
+SGD/Adam epoch per batch size against one read of X; the time the stochastic
+solvers need to come within 0.5 points of the lbfgs test accuracy; and it
+plots the objective against wall time on the 100k set.
 
 Outputs in ``--output-dir`` (default ``benchmarks/results/``): ``results.json``,
 ``results.md`` and ``objective_vs_time.png``.

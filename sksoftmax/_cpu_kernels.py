@@ -126,6 +126,8 @@ def _pool(size):
 def block_groups(n, step, groups=_GROUPS):
     """Consecutive row ranges ``(start, stop)`` of ``step`` rows, split into
     at most ``groups`` lists of about equal length."""
+    if n <= step:  # every minibatch: no grouping work
+        return [[(0, n)]]
     starts = range(0, n, step)
     bounds = np.linspace(0, len(starts), min(groups, len(starts)) + 1).astype(int)
     return [
@@ -138,6 +140,8 @@ def map_groups(fn, groups, threads=None):
     """``[fn(group) for group in groups]``, run on up to ``threads`` worker
     threads (default :func:`n_threads`) with NumPy's BLAS held at one thread
     meanwhile; one group, or one thread, runs here with BLAS as it is."""
+    if len(groups) == 1:  # a minibatch: no thread bookkeeping (~20 us)
+        return [fn(groups[0])]
     threads = n_threads() if threads is None else threads
     threads = min(threads, len(groups))
     if threads <= 1:
