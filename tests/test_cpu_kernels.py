@@ -174,3 +174,12 @@ def test_predict_proba_of_the_estimator_uses_the_same_numbers(rng, n_classes):
     logits = est.decision_function(X)
     logits = np.column_stack([np.zeros(300), logits]) if n_classes == 2 else logits
     assert_allclose(est.predict_proba(X), sp_softmax(logits, axis=1), rtol=1e-12)
+
+
+def test_joblib_workers_get_their_share_of_threads():
+    """GridSearchCV(n_jobs=2) runs fits in loky workers whose BLAS joblib
+    limits to cpu_count // n_jobs: the block threads follow that limit."""
+    from joblib import Parallel, cpu_count, delayed
+
+    counts = Parallel(n_jobs=2)(delayed(kernels.n_threads)() for _ in range(2))
+    assert all(1 <= c <= max(1, cpu_count() // 2) for c in counts)
