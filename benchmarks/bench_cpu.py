@@ -678,6 +678,12 @@ def main(argv=None):
         "accuracy and plot always use the synthetic set",
     )
     parser.add_argument(
+        "--estimators",
+        default=None,
+        help="comma-separated subset of the fits to run (default: all), e.g. "
+        "'sksoftmax lbfgs,LogisticRegression' on a busy machine",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -736,6 +742,8 @@ def run(args):
         "MLPClassifier adam",
         "SGDClassifier",
     ]
+    if args.estimators:
+        every = [e for e in every if e in args.estimators.split(",")]
     if INTELEX_MISSING and not quiet:
         print(INTELEX_MISSING, flush=True)
     if args.only:
