@@ -136,11 +136,21 @@ def block_groups(n, step, groups=_GROUPS):
     ]
 
 
-def map_groups(fn, groups, threads=None):
+def map_groups(fn, groups, threads=None, *, small=False):
     """``[fn(group) for group in groups]``, run on up to ``threads`` worker
     threads (default :func:`n_threads`) with NumPy's BLAS held at one thread
-    meanwhile; one group, or one thread, runs here with BLAS as it is."""
+    meanwhile; one group, or one thread, runs here with BLAS as it is.
+
+    ``small``: one group of small products (a minibatch) also runs with BLAS
+    held at one thread. Two OpenBLAS threads barely speed up a product of a
+    few MFLOP, and on a busy machine each call then waits for a descheduled
+    worker: a 1,024-row SGD epoch on 100k x 200 x 10 took 1.1-1.6 s with two
+    threads and 0.34 s with one, at load 8.6 (256 rows: equal).
+    """
     if len(groups) == 1:  # a minibatch: no thread bookkeeping (~20 us)
+        if small:
+            with _HOLD:
+                return [fn(groups[0])]
         return [fn(groups[0])]
     threads = n_threads() if threads is None else threads
     threads = min(threads, len(groups))

@@ -41,6 +41,9 @@ __all__ = ["LinearSoftmaxLoss", "softmax_cross_entropy"]
 # rows within 10%, 128 rows 30% slower).
 _CACHE_BYTES = 2**21
 _MIN_BLOCK_ROWS = 512
+# A single block whose products are under this many flops each runs with
+# NumPy's BLAS on one thread (see _cpu_kernels.map_groups).
+_SMALL_FLOPS = 2**25
 
 
 def _target_dot(logits, target, xp, onehot=None):
@@ -512,7 +515,10 @@ class LinearSoftmaxLoss:
             return self._blocks(W, b, X, target, sample_weight, flat, step, group)
 
         groups = block_groups(n, step)
-        parts = map_groups(run, groups, threads=1 if is_sparse(X) else None)
+        small = 2 * n * X.shape[1] * self.n_logits < _SMALL_FLOPS
+        parts = map_groups(
+            run, groups, threads=1 if is_sparse(X) else None, small=small
+        )
         loss = sum(p[0] for p in parts)
         gW = parts[0][1]
         gb = parts[0][2]

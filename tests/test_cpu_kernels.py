@@ -183,3 +183,14 @@ def test_joblib_workers_get_their_share_of_threads():
 
     counts = Parallel(n_jobs=2)(delayed(kernels.n_threads)() for _ in range(2))
     assert all(1 <= c <= max(1, cpu_count() // 2) for c in counts)
+
+
+def test_a_small_single_block_runs_on_one_blas_thread():
+    with threadpool_limits(2, user_api="blas"):
+        before = kernels._current_blas_threads()
+        held = kernels.map_groups(
+            lambda g: kernels._current_blas_threads(), [[0]], small=True
+        )
+        free = kernels.map_groups(lambda g: kernels._current_blas_threads(), [[0]])
+        assert held == [1] and free == [before]
+        assert kernels._current_blas_threads() == before
