@@ -461,7 +461,7 @@ class LinearSoftmaxLoss:
                 "rows": rows,
                 "d": d,
                 "Z": np.empty(K * rows, dtype=dtype),
-                "Zt": np.empty(K * rows, dtype=dtype),
+                "Zt": np.empty(K * rows, dtype=dtype) if dtype == np.float32 else None,
                 "gW": np.empty((self.n_logits, d), dtype=dtype),
                 "work": np.empty((3, rows), dtype=dtype),
             }
