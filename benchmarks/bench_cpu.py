@@ -14,10 +14,16 @@ the training objective J computed here from ``coef_``/``intercept_`` by one
 formula for all (LogisticRegression's multinomial objective with the same C),
 test accuracy and log-loss, the peak memory allocated during the fit
 (tracemalloc, in one extra untimed fit) and the ratio of fit time to
-LogisticRegression's. It also times one loss+gradient evaluation against its
-two matrix products alone, the time the stochastic solvers need to come
-within 0.5 points of the lbfgs test accuracy, and plots the objective
-against wall time on the 100k set.
+LogisticRegression's. scikit-learn-intelex's LogisticRegression is an
+optional anchor: timed where it is installed (``pip install
+scikit-learn-intelex``), otherwise skipped with a note in the outputs.
+
+It also times, on every data set, one loss+gradient evaluation against one
+read of X (``X.sum()``) and against its two matrix products alone;
+``predict_proba`` on 1M x 100 x 10 float32 against one read of X; one
+SGD/Adam epoch per batch size against one read of X; the time the stochastic
+solvers need to come within 0.5 points of the lbfgs test accuracy; and it
+plots the objective against wall time on the 100k set.
 
 Outputs in ``--output-dir`` (default ``benchmarks/results/``): ``results.json``,
 ``results.md`` and ``objective_vs_time.png``.
@@ -60,6 +66,16 @@ from sksoftmax._loss import LinearSoftmaxLoss  # noqa: E402
 C = 1.0
 TOL = 1e-4
 
+try:  # scikit-learn-intelex: the optional CPU anchor (pip install scikit-learn-intelex)
+    from sklearnex.linear_model import LogisticRegression as IntelexLR
+except ImportError as exc:
+    IntelexLR = None
+    INTELEX_MISSING = (
+        f"scikit-learn-intelex not installed ({exc}); its rows are skipped"
+    )
+else:
+    INTELEX_MISSING = None
+
 # Per mode: training rows of each set (test sets are a quarter or a fifth
 # more), L-BFGS iteration cap (both lbfgs fits), epoch cap of every
 # stochastic fit (``epochs_many`` on the many-classes set, where
@@ -76,6 +92,7 @@ SIZES = {
         epochs_many=3,
         repeats=3,
         eval_rounds=9,
+        predict_rows=1_000_000,
     ),
     "quick": dict(
         dense=20_000,
@@ -87,6 +104,7 @@ SIZES = {
         epochs_many=3,
         repeats=3,
         eval_rounds=5,
+        predict_rows=200_000,
     ),
     "smoke": dict(
         dense=400,
@@ -98,6 +116,7 @@ SIZES = {
         epochs_many=2,
         repeats=1,
         eval_rounds=1,
+        predict_rows=2_000,
     ),
 }
 
@@ -184,6 +203,7 @@ def estimators(n_train, sizes, solvers):
             C=C, solver="adam", max_iter=epochs, random_state=0
         ),
         "LogisticRegression": lambda: LogisticRegression(C=C, tol=TOL, max_iter=it),
+        "intelex LogisticRegression": lambda: IntelexLR(C=C, tol=TOL, max_iter=it),
         "MLPClassifier adam": lambda: MLPClassifier(
             hidden_layer_sizes=(),
             solver="adam",
@@ -195,6 +215,8 @@ def estimators(n_train, sizes, solvers):
             loss="log_loss", alpha=1 / (C * n_train), max_iter=epochs, random_state=0
         ),
     }
+    if IntelexLR is None:
+        del all_["intelex LogisticRegression"]
     return {k: v for k, v in all_.items() if k in solvers}
 
 
@@ -286,45 +308,139 @@ def bench_dataset(name, data, makers, repeats, quiet):
 # ----------------------------------------------------------- loss evaluation
 
 
-def bench_evaluation(X, y, n_classes, rounds):
-    """One loss+gradient evaluation against its two products alone
-    (``W @ X.T`` and ``G @ X`` into preallocated outputs, the same shapes and
-    dtype), interleaved round by round."""
-    n, d = X.shape
-    rng = np.random.default_rng(0)
-    dt = X.dtype
-    W = (0.05 * rng.standard_normal((n_classes, d))).astype(dt)
-    G = rng.standard_normal((n_classes, n)).astype(dt)
-    Z = np.empty((n_classes, n), dtype=dt)
-    gW = np.empty((n_classes, d), dtype=dt)
-    loss = LinearSoftmaxLoss(n_classes, d, alpha=1 / (C * n))
-    coef = np.concatenate([W.ravel(), np.zeros(n_classes)]).astype(np.float64)
-    loss.loss_gradient(coef, X, y)  # allocate the reused buffers once
+def read_once(X):
+    """One pass over X's stored numbers (the floor of anything that reads X)."""
+    if sp.issparse(X):
+        return X.data.sum() + X.indices.sum()
+    return X.sum()
 
-    def products():
-        np.matmul(W, X.T, out=Z)
-        np.matmul(G, X, out=gW)
 
-    def evaluation():
-        loss.loss_gradient(coef, X, y)
-
-    t = {"products": [], "evaluation": []}
+def _interleaved(fns, rounds):
+    """Median and minimum seconds of each function, interleaved round by round
+    after one untimed call each."""
+    for f in fns.values():
+        f()
+    t = {k: [] for k in fns}
     for _ in range(max(rounds, 1)):
-        for key, f in (("products", products), ("evaluation", evaluation)):
+        for key, f in fns.items():
             t0 = time.perf_counter()
             f()
             t[key].append(time.perf_counter() - t0)
-    med = {k: float(np.median(v)) for k, v in t.items()}
-    low = {k: float(np.min(v)) for k, v in t.items()}
+    return {k: float(np.median(v)) for k, v in t.items()}, {
+        k: float(np.min(v)) for k, v in t.items()
+    }
+
+
+def bench_evaluation(name, X, y, n_classes, rounds):
+    """One loss+gradient evaluation against one read of X and against its two
+    products alone (``W @ X.T`` and ``G @ X`` into preallocated outputs, the
+    same shapes and dtype), interleaved round by round."""
+    n, d = X.shape
+    rng = np.random.default_rng(0)
+    dt = X.dtype
+    k = 1 if n_classes == 2 else n_classes
+    W = (0.05 * rng.standard_normal((k, d))).astype(dt)
+    G = rng.standard_normal((k, n)).astype(dt)
+    Z = np.empty((k, n), dtype=dt)
+    gW = np.empty((k, d), dtype=dt)
+    loss = LinearSoftmaxLoss(n_classes, d, alpha=1 / (C * n))
+    coef = np.concatenate([W.ravel(), np.zeros(k)]).astype(np.float64)
+
+    def products():
+        if sp.issparse(X):
+            X @ W.T
+            X.T @ G.T
+        else:
+            np.matmul(W, X.T, out=Z)
+            np.matmul(G, X, out=gW)
+
+    med, low = _interleaved(
+        {
+            "read": lambda: read_once(X),
+            "products": products,
+            "evaluation": lambda: loss.loss_gradient(coef, X, y),
+        },
+        rounds,
+    )
     return {
+        "data": name,
         "shape": [n, d, n_classes],
         "dtype": str(dt),
+        "sparse": sp.issparse(X),
+        "read_ms": 1e3 * med["read"],
         "products_ms": 1e3 * med["products"],
         "evaluation_ms": 1e3 * med["evaluation"],
+        "ratio_to_read": med["evaluation"] / med["read"],
         "ratio": med["evaluation"] / med["products"],
         "ratio_of_minima": low["evaluation"] / low["products"],
         "rounds": rounds,
     }
+
+
+def bench_predict_proba(n, d, n_classes, rounds):
+    """``predict_proba`` on n x d float32 against one read of X: the
+    estimator's method (validation included), the blocked kernel alone and
+    the plain NumPy expression it replaces."""
+    from sksoftmax._cpu_kernels import predict_proba_numpy
+    from sksoftmax._functional import softmax
+
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((n_classes, d)).astype(np.float32)
+    y = np.arange(n) % n_classes
+    X = np.empty((n, d), dtype=np.float32)
+    for start in range(0, n, 65536):  # in chunks: no float64 n x d temporary
+        stop = min(n, start + 65536)
+        X[start:stop] = centers[y[start:stop]]
+        X[start:stop] += rng.standard_normal((stop - start, d), dtype=np.float32)
+    est = SoftmaxRegressionClassifier(max_iter=30).fit(X[:5000], y[:5000])
+    W, b = est.coef_, est.intercept_
+    med, _ = _interleaved(
+        {
+            "read": lambda: X.sum(),
+            "predict_proba": lambda: est.predict_proba(X),
+            "kernel": lambda: predict_proba_numpy(X, W, b),
+            "plain": lambda: softmax(X @ W.T + b, axis=1),
+        },
+        rounds,
+    )
+    out = {"shape": [n, d, n_classes], "dtype": "float32", "rounds": rounds}
+    for key, v in med.items():
+        out[f"{key}_ms"] = 1e3 * v
+        if key != "read":
+            out[f"{key}_ratio_to_read"] = v / med["read"]
+    return out
+
+
+def bench_epochs(data, batch_sizes, rounds):
+    """Seconds per SGD/Adam epoch (``partial_fit`` on all rows, shuffling
+    included) against one read of X."""
+    X, _, y, _ = data
+    classes = np.unique(y)
+    rows = []
+    for solver in ("sgd", "adam"):
+        for bs in batch_sizes:
+            est = SoftmaxRegressionClassifier(
+                C=C, solver=solver, batch_size=bs, random_state=0
+            )
+            med, _ = _interleaved(
+                {
+                    "read": lambda: X.sum(),
+                    "epoch": lambda est=est: est.partial_fit(X, y, classes=classes),
+                },
+                rounds,
+            )
+            rows.append(
+                {
+                    "solver": solver,
+                    "batch_size": bs,
+                    "dtype": str(X.dtype),
+                    "shape": list(X.shape),
+                    "read_ms": 1e3 * med["read"],
+                    "epoch_ms": 1e3 * med["epoch"],
+                    "ratio_to_read": med["epoch"] / med["read"],
+                }
+            )
+    return rows
 
 
 # ------------------------------------------------------- time to accuracy
@@ -477,19 +593,50 @@ def markdown(res):
         )
     lines += [
         "",
-        "One loss+gradient evaluation vs its two matrix products "
+        "One loss+gradient evaluation against one read of X (`X.sum()`; for CSR "
+        "its data and indices) and against its two matrix products alone "
         "(median of interleaved rounds):",
         "",
-        "| shape (n, d, K) | dtype | products (ms) | evaluation (ms) | ratio "
-        "| ratio of minima |",
-        "|---|---|---:|---:|---:|---:|",
+        "| data | shape (n, d, K) | dtype | read X (ms) | products (ms) "
+        "| evaluation (ms) | eval / read | eval / products |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for e in res["evaluation"]:
         lines.append(
-            f"| {tuple(e['shape'])} | {e['dtype']} | {e['products_ms']:.1f} "
-            f"| {e['evaluation_ms']:.1f} | {e['ratio']:.2f} "
-            f"| {e['ratio_of_minima']:.2f} |"
+            f"| {e['data']} | {tuple(e['shape'])} | {e['dtype']} "
+            f"| {e['read_ms']:.2f} | {e['products_ms']:.2f} "
+            f"| {e['evaluation_ms']:.2f} | {e['ratio_to_read']:.2f} "
+            f"| {e['ratio']:.2f} |"
         )
+    pp = res["predict_proba"]
+    lines += [
+        "",
+        f"`predict_proba` on {' x '.join(map(str, pp['shape']))} float32 "
+        "(median of interleaved rounds; ratio to one read of X):",
+        "",
+        "| what | ms | ratio to read |",
+        "|---|---:|---:|",
+        f"| read X once (`X.sum()`) | {pp['read_ms']:.1f} | 1.00 |",
+        f"| `est.predict_proba(X)` (validation included) "
+        f"| {pp['predict_proba_ms']:.1f} | {pp['predict_proba_ratio_to_read']:.2f} |",
+        f"| blocked kernel alone (`predict_proba_numpy`) | {pp['kernel_ms']:.1f} "
+        f"| {pp['kernel_ratio_to_read']:.2f} |",
+        f"| plain `softmax(X @ W.T + b)` | {pp['plain_ms']:.1f} "
+        f"| {pp['plain_ratio_to_read']:.2f} |",
+        "",
+        "SGD/Adam: one epoch (`partial_fit` over all training rows of the "
+        "synthetic set, shuffling included) against one read of X:",
+        "",
+        "| solver | batch | dtype | read X (ms) | epoch (ms) | ratio |",
+        "|---|---:|---|---:|---:|---:|",
+    ]
+    for e in res["epochs"]:
+        lines.append(
+            f"| {e['solver']} | {e['batch_size']} | {e['dtype']} "
+            f"| {e['read_ms']:.1f} | {e['epoch_ms']:.1f} | {e['ratio_to_read']:.2f} |"
+        )
+    if res.get("intelex_missing"):
+        lines += ["", f"Note: {res['intelex_missing']}."]
     tta = res["time_to_accuracy"]
     lines += [
         "",
@@ -531,6 +678,12 @@ def main(argv=None):
         "accuracy and plot always use the synthetic set",
     )
     parser.add_argument(
+        "--estimators",
+        default=None,
+        help="comma-separated subset of the fits to run (default: all), e.g. "
+        "'sksoftmax lbfgs,LogisticRegression' on a busy machine",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -561,6 +714,7 @@ def run(args):
         "threads": args.threads,
         "load_before": [round(v, 2) for v in os.getloadavg()],
         "fits": [],
+        "intelex_missing": INTELEX_MISSING,
         "settings": {"C": C, "tol": TOL, **sizes},
     }
     n = sizes["dense"]
@@ -584,11 +738,17 @@ def run(args):
         "sksoftmax sgd",
         "sksoftmax adam",
         "LogisticRegression",
+        "intelex LogisticRegression",
         "MLPClassifier adam",
         "SGDClassifier",
     ]
+    if args.estimators:
+        every = [e for e in every if e in args.estimators.split(",")]
+    if INTELEX_MISSING and not quiet:
+        print(INTELEX_MISSING, flush=True)
     if args.only:
         sets = [(k, v) for k, v in sets if args.only in k or k.startswith(dense_name)]
+    res["evaluation"] = []
     for name, load in sets:
         data = load()
         if not quiet:
@@ -600,15 +760,26 @@ def run(args):
             every,
         )
         res["fits"] += bench_dataset(name, data, makers, sizes["repeats"], quiet)
+        X, y = data[0], data[2]
+        kinds = [X, X.astype(np.float32)] if many else [X]
+        for Xe in kinds:
+            res["evaluation"].append(
+                bench_evaluation(name, Xe, y, int(y.max()) + 1, sizes["eval_rounds"])
+            )
+            if not quiet:
+                print("  evaluation", res["evaluation"][-1], flush=True)
 
-    res["evaluation"] = []
+    res["predict_proba"] = bench_predict_proba(
+        sizes["predict_rows"], 100, 10, sizes["eval_rounds"]
+    )
+    if not quiet:
+        print("  predict_proba", res["predict_proba"], flush=True)
+    res["epochs"] = []
     for dt in (np.float64, np.float32):
-        X = dense64[0].astype(dt, copy=False)
-        res["evaluation"].append(
-            bench_evaluation(X, dense64[2], 10, sizes["eval_rounds"])
-        )
-        if not quiet:
-            print("  evaluation", res["evaluation"][-1], flush=True)
+        data = tuple(a.astype(dt) if a.ndim == 2 else a for a in dense64)
+        res["epochs"] += bench_epochs(data, (256, 1024), sizes["eval_rounds"])
+    if not quiet:
+        print("  epochs", res["epochs"], flush=True)
 
     lbfgs_acc = next(
         r["test_accuracy"]

@@ -22,6 +22,7 @@ square root of the rounding error.
 """
 
 import math
+import warnings
 
 import numpy as np
 import scipy.optimize
@@ -30,7 +31,7 @@ from ._backend import get_namespace
 from ._functional import softmax
 from ._loss import _target_dot
 
-__all__ = ["fit_temperature"]
+__all__ = ["TemperatureBoundWarning", "fit_temperature"]
 
 # T in [exp(-10), exp(10)], as scikit-learn bounds its beta = 1 / T: beyond
 # these the model is (almost) a hard argmax or uniform.
@@ -55,6 +56,12 @@ def fit_temperature(logits, target, sample_weight=None, *, xp=None):
     -------
     temperature : float
         The minimizer, within ``exp(-10)`` and ``exp(10)``.
+
+    Warns
+    -----
+    TemperatureBoundWarning
+        When ``T`` ends at a bound (the logits separate the held-out samples
+        perfectly, or carry no information about their labels).
     """
     xp = get_namespace(logits, xp=xp)
     # sum_k y_ik o_ik does not depend on T: compute it once.
@@ -75,10 +82,37 @@ def fit_temperature(logits, target, sample_weight=None, *, xp=None):
     if slope_lo >= 0 and slope_hi <= 0:  # logits without spread: T is moot
         return 1.0
     if slope_lo >= 0:  # the NLL grows with beta from the start: as flat as allowed
+        _warn_at_bound("upper")
         return math.exp(-lo)
     if slope_hi <= 0:  # still falling at the bound: as sharp as allowed
+        _warn_at_bound("lower")
         return math.exp(-hi)
     log_beta = scipy.optimize.brentq(
         slope, lo, hi, xtol=1e-14, rtol=4 * np.finfo(np.float64).eps
     )
     return math.exp(-log_beta)
+
+
+class TemperatureBoundWarning(UserWarning):
+    """The fitted temperature stopped at a bound of its search interval."""
+
+
+def _warn_at_bound(which):
+    if which == "lower":
+        message = (
+            f"The temperature reached its lower bound T = {math.exp(-10):.1e}: "
+            "the model separates the calibration set perfectly, so the held-out "
+            "log-likelihood keeps improving as T -> 0 and the probabilities "
+            "become 0/1, which will be overconfident on new data. Calibrate on "
+            "more held-out data that the model does not fit perfectly (not the "
+            "training set), or keep temperature_ = 1 (refit, or set it back)."
+        )
+    else:
+        message = (
+            f"The temperature reached its upper bound T = {math.exp(10):.1e}: "
+            "the logits carry no information about these labels (every "
+            "sharpening makes the held-out log-likelihood worse), so the "
+            "probabilities become uniform. Check that the calibration labels "
+            "match classes_ and X's columns those of fit, or refit the model."
+        )
+    warnings.warn(message, TemperatureBoundWarning, stacklevel=4)

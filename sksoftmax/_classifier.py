@@ -21,7 +21,9 @@ from ._backend import (
     to_numpy,
 )
 from ._calibration import fit_temperature
+from ._cpu_kernels import predict_proba_numpy
 from ._data import is_dask_collection
+from ._docs import DOC_LINK_TEMPLATE, doc_link_params
 from ._functional import log_softmax, softmax
 from ._solvers.minibatch import map_state
 from ._training import Previous, train
@@ -32,6 +34,7 @@ from ._validation import (
     validate_training_data,
     validate_X,
 )
+from .metrics import soft_accuracy_score
 
 _STOCHASTIC = ("sgd", "adam")
 
@@ -43,20 +46,15 @@ def _is_stochastic(estimator):
 class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     r"""Softmax (multinomial logistic) regression.
 
-    The model is ``O = X W^T + b`` with class probabilities ``softmax(O)``.
-    Every solver minimizes the same objective, LogisticRegression's:
-
-    .. math::
-
-        J(W, b) = \frac{1}{S} \sum_i s_i \, \mathrm{CE}_i
-                  + \frac{\lVert W \rVert_F^2}{2 C S},
-        \qquad
-        \mathrm{CE}_i = \log \sum_k e^{o_{ik}} - \sum_k y_{ik} o_{ik},
-
-    where ``s_i`` is the sample weight times the class weight and
-    ``S = sum_i s_i``. The intercept is not penalized. With two classes the
-    model has one logit (class 1 against class 0), exactly LogisticRegression's
-    binary model: ``coef_`` has shape (1, n_features).
+    LogisticRegression's model and objective (the same ``C`` gives the same
+    model), trained by L-BFGS, minibatch SGD or Adam, on NumPy, sparse
+    matrices, CuPy or any Array API array. Labels may be classes or rows of
+    class probabilities (soft labels); ``partial_fit`` learns online;
+    :meth:`calibrate_temperature` calibrates the probabilities. The model is
+    ``O = X W^T + b`` with class probabilities ``softmax(O)``; the objective
+    is in the Notes below. With two classes the model has one logit (class 1
+    against class 0), exactly LogisticRegression's binary model: ``coef_``
+    has shape (1, n_features).
 
     Parameters
     ----------
@@ -65,9 +63,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     l1_ratio : float in [0, 1], default=0.0
         Elastic-net mixing, as in LogisticRegression: the penalty becomes
         ``(l1_ratio * ||W||_1 + (1 - l1_ratio) / 2 * ||W||_F^2) / (C S)``.
-        0 is the pure L2 penalty above, 1 pure L1. L-BFGS solves the split
-        ``W = P - N``, ``P, N >= 0``; SGD/Adam take proximal (soft-threshold)
-        steps. Both give exact zeros.
+        0 is the pure L2 penalty of the objective (see Notes), 1 pure L1.
+        L-BFGS solves the split ``W = P - N``, ``P, N >= 0``; SGD/Adam take
+        proximal (soft-threshold) steps. Both give exact zeros.
     solver : {"lbfgs", "sgd", "adam"}, default="lbfgs"
         ``"lbfgs"``: scipy's L-BFGS-B on the full data. ``"sgd"``: minibatch
         SGD with momentum. ``"adam"``: minibatch Adam.
@@ -200,6 +198,21 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     See Also
     --------
     sklearn.linear_model.LogisticRegression : the same model and objective.
+    SoftmaxRegressionCV : ``C`` chosen by cross-validation.
+
+    Notes
+    -----
+    Every solver minimizes the same objective, LogisticRegression's:
+
+    .. math::
+
+        J(W, b) = \frac{1}{S} \sum_i s_i \, \mathrm{CE}_i
+                  + \frac{\lVert W \rVert_F^2}{2 C S},
+        \qquad
+        \mathrm{CE}_i = \log \sum_k e^{o_{ik}} - \sum_k y_{ik} o_{ik},
+
+    where ``s_i`` is the sample weight times the class weight and
+    ``S = sum_i s_i``. The intercept is not penalized.
 
     Examples
     --------
@@ -220,6 +233,11 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     >>> int((sparse.coef_ == 0).sum()) > 0
     True
     """
+
+    # The "?" link of the HTML representation (Jupyter) opens the API docs.
+    _doc_link_module = "sksoftmax"
+    _doc_link_template = DOC_LINK_TEMPLATE
+    _doc_link_url_param_generator = doc_link_params
 
     _parameter_constraints = {
         # closed on the right so that C=np.inf (no penalty) is accepted.
@@ -484,6 +502,15 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         self : SoftmaxRegressionClassifier
             The estimator, with ``temperature_`` set.
 
+        Warns
+        -----
+        sksoftmax.TemperatureBoundWarning
+            When ``T`` ends at a bound of ``[exp(-10), exp(10)]``: at the lower
+            one the model separates the calibration set perfectly (calibrate
+            on more held-out data it does not fit perfectly, or keep
+            ``T = 1``); at the upper one its logits say nothing about these
+            labels.
+
         Examples
         --------
         >>> from sklearn.datasets import make_classification
@@ -590,9 +617,11 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------ predict
 
-    def _logits(self, X, method):
+    def _logits(self, X, method, *, numpy_proba=False):
         """Logits of ``X`` where the arithmetic runs, the namespace there and
-        the placement; checks ``X`` as ``fit`` did."""
+        the placement; checks ``X`` as ``fit`` did. With ``numpy_proba``, a
+        dense NumPy ``X`` computed on the CPU gets ``(predict_proba, np,
+        None)`` from :func:`predict_proba_numpy` (row blocks on every core)."""
         check_is_fitted(self)
         where = f"{type(self).__name__}.{method}"
         prediction.check_same_namespace(X, self.coef_, self.device, where)
@@ -607,6 +636,16 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 accept_sparse=["csr", "csc"],
                 dtype=[np.float64, np.float32],
             )
+        if (
+            numpy_proba
+            and isinstance(X_checked, np.ndarray)
+            and self.device in (None, "cpu")
+        ):
+            coef, icpt = to_numpy(self.coef_), to_numpy(self.intercept_)
+            proba = predict_proba_numpy(
+                X_checked, coef, icpt, temperature=self.temperature_
+            )
+            return proba, np, None
         return prediction.logits(
             X_checked, self.coef_, self.intercept_, len(self.classes_), self.device
         )
@@ -668,7 +707,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         """
         if is_dask_collection(X):  # lazily, chunk by chunk on the workers
             return self._map_dask(X, "predict_proba")
-        logits, xp, place = self._logits(X, "predict_proba")
+        logits, xp, place = self._logits(X, "predict_proba", numpy_proba=True)
+        if place is None:  # dense NumPy: the probabilities, from row blocks
+            return logits
         return place.to_input(
             softmax(logits, axis=1, temperature=self.temperature_, xp=xp)
         )
@@ -733,19 +774,26 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     def score(self, X, y, sample_weight=None):
         """Mean accuracy of :meth:`predict` on ``X`` against ``y``.
 
+        For soft labels (``y`` of shape (n_samples, n_classes)) it is
+        :func:`sksoftmax.metrics.soft_accuracy_score`: the mean probability
+        that each target row gives to the predicted class, which is the
+        accuracy when the rows are one-hot. For the cross-entropy against
+        soft labels use :data:`sksoftmax.metrics.neg_cross_entropy_scorer`.
+
         Parameters
         ----------
         X : {array-like, sparse matrix} of shape (n_samples, n_features)
             Samples, in any namespace the model accepts.
-        y : array-like of shape (n_samples,)
-            True labels.
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+            True labels, or rows of class probabilities.
         sample_weight : array-like of shape (n_samples,), default=None
             Weights per sample.
 
         Returns
         -------
         score : float
-            Weighted share of correct predictions.
+            Weighted share of correct predictions (soft labels: weighted mean
+            target probability of the predicted class).
 
         Examples
         --------
@@ -756,12 +804,11 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         1.0
         """
         pred = to_numpy(self.predict(X))
-        return float(
-            accuracy_score(
-                to_numpy(y) if is_foreign_array(y) else y,
-                pred,
-                sample_weight=to_numpy(sample_weight)
-                if is_foreign_array(sample_weight)
-                else sample_weight,
+        y = to_numpy(y) if is_foreign_array(y) else y
+        if is_foreign_array(sample_weight):
+            sample_weight = to_numpy(sample_weight)
+        if np.ndim(y) == 2 and np.shape(y)[1] > 1:  # soft labels
+            return soft_accuracy_score(
+                y, pred, labels=self.classes_, sample_weight=sample_weight
             )
-        )
+        return float(accuracy_score(y, pred, sample_weight=sample_weight))

@@ -59,7 +59,10 @@ def build_problem(
     earlier ``partial_fit`` calls saw). ``start`` is used when its shape and
     classes match the data's.
     """
-    S = data.S + seen_weight
+    # Python floats: a NumPy scalar times an Array API array is refused by
+    # strict namespaces.
+    C, l1_ratio, label_smoothing = float(C), float(l1_ratio), float(label_smoothing)
+    S = float(data.S + seen_weight)
     strength = 0.0 if math.isinf(C) else 1.0 / (C * S)
     loss = LinearSoftmaxLoss(
         len(data.classes),

@@ -299,3 +299,15 @@ def test_an_interrupted_fit_keeps_the_earlier_model(iris, tmp_path, kind, method
             assert_array_equal(getattr(clf, key), value)
         elif key != "callback":
             assert getattr(clf, key) == value, key
+
+
+def test_numpy_scalar_parameters_work_on_array_api_input(iris):
+    xps = pytest.importorskip("array_api_strict")
+    X, y, _ = iris
+    params = dict(
+        C=np.float64(0.5), l1_ratio=np.float64(0.5), label_smoothing=np.float32(0.1)
+    )
+    ours = SoftmaxRegressionClassifier(**params).fit(xps.asarray(X), xps.asarray(y))
+    ref = SoftmaxRegressionClassifier(**{k: float(v) for k, v in params.items()})
+    ref.fit(X, y)
+    assert_allclose(np.asarray(ours.predict_proba(X)), ref.predict_proba(X), atol=1e-8)

@@ -1,0 +1,159 @@
+"""SoftmaxRegressionCV against LogisticRegressionCV: same Cs, folds and scoring.
+
+One command::
+
+    python benchmarks/bench_cv.py            # DESIGN.md's CPU shapes
+    python benchmarks/bench_cv.py --quick    # smaller data (minutes)
+    python benchmarks/bench_cv.py --smoke    # tiny data (run by the tests)
+
+For each data set both estimators cross-validate the same grid of ``Cs`` on
+the same (stratified) folds with the same scoring (``neg_log_loss``) and
+``tol``, sequentially (``n_jobs=1``), fitted in turn round by round. It prints the
+median fit time of each, their ratio (sksoftmax / scikit-learn; the target is
+<= 0.5), whether ``C_`` agrees and the largest difference of ``coef_``
+relative to the largest coefficient. Timings on a shared machine are noisy:
+the load average is printed, and only ratios measured in the same run mean
+anything.
+"""
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # the checkout's package, also when not installed
+
+from sklearn.datasets import (  # noqa: E402
+    load_breast_cancer,
+    load_digits,
+    load_iris,
+    load_wine,
+    make_classification,
+)
+from sklearn.linear_model import LogisticRegressionCV  # noqa: E402
+from sklearn.model_selection import KFold, StratifiedKFold  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+from sksoftmax import SoftmaxRegressionCV  # noqa: E402
+
+
+def _bundled(loader):
+    X, y = loader(return_X_y=True)
+    return StandardScaler().fit_transform(X), y
+
+
+def _large(n_samples, dtype):
+    X, y = make_classification(
+        n_samples=n_samples,
+        n_features=200,
+        n_informative=64,
+        n_redundant=0,
+        n_classes=10,
+        n_clusters_per_class=1,
+        class_sep=1.0,
+        random_state=0,
+    )
+    return X.astype(dtype), y
+
+
+def _sparse(n_samples, n_features, n_classes=20):
+    rng = np.random.default_rng(0)
+    X = sp.random(n_samples, n_features, density=0.005, format="csr", random_state=rng)
+    W = rng.standard_normal((n_classes, n_features)) * 10
+    y = np.asarray((X @ W.T).argmax(axis=1)).ravel()
+    return X, y
+
+
+def datasets(quick, smoke=False):
+    yield "iris", *_bundled(load_iris)
+    if smoke:  # tiny: the test that keeps this script from rotting
+        X, y = make_classification(
+            n_samples=300, n_features=10, n_informative=5, n_classes=3, random_state=0
+        )
+        yield "300 x 10 x 3", X, y
+        yield "CSR 900 x 100 x 5", *_sparse(900, 100, 5)
+        return
+    yield "wine", *_bundled(load_wine)
+    yield "breast_cancer", *_bundled(load_breast_cancer)
+    yield "digits", *_bundled(load_digits)
+    n = 10_000 if quick else 100_000
+    yield f"{n // 1000}k x 200 x 10 f64", *_large(n, np.float64)
+    yield f"{n // 1000}k x 200 x 10 f32", *_large(n, np.float32)
+    rows, cols = (4_000, 500) if quick else (20_000, 2_000)
+    yield f"CSR {rows // 1000}k x {cols} x 20", *_sparse(rows, cols)
+
+
+def _time_interleaved(makers, X, y, repeats):
+    """Median fit time of each estimator, fitted in turn round by round so
+    that a change of machine load hits both alike."""
+    times = [[] for _ in makers]
+    models = [None] * len(makers)
+    for _ in range(repeats):
+        for i, make in enumerate(makers):
+            t0 = time.perf_counter()
+            models[i] = make().fit(X, y)
+            times[i].append(time.perf_counter() - t0)
+    return [float(np.median(t)) for t in times], models
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small data")
+    parser.add_argument("--smoke", action="store_true", help="tiny data (tests)")
+    parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--Cs", type=int, default=None, help="5 (3 with --smoke)")
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--tol", type=float, default=1e-4)
+    args = parser.parse_args(argv)
+    repeats = args.repeats or (1 if args.quick or args.smoke else 3)
+    args.Cs = args.Cs or (3 if args.smoke else 5)
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
+    print(f"Cs={args.Cs} (1e-4..1e4), {args.folds} folds, tol={args.tol}, n_jobs=1")
+    print(
+        "| data | LogisticRegressionCV s | SoftmaxRegressionCV s | ratio | "
+        "same C_ | max coef diff / max coef |"
+    )
+    print("|---|---|---|---|---|---|")
+    common = dict(Cs=args.Cs, scoring="neg_log_loss", tol=args.tol, max_iter=1000)
+    ratios = []
+    for name, X, y in datasets(args.quick, args.smoke):
+        splitter = (
+            KFold(args.folds, shuffle=True, random_state=0)
+            if sp.issparse(X)
+            else StratifiedKFold(args.folds, shuffle=True, random_state=0)
+        )
+        cv = list(splitter.split(X, y))
+        # the large sets repeat once: a fit takes minutes there
+        reps = repeats if X.shape[0] < 50_000 else 1
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            (t_ref, t_ours), (ref, ours) = _time_interleaved(
+                [
+                    lambda cv=cv: LogisticRegressionCV(
+                        cv=cv, l1_ratios=(0.0,), use_legacy_attributes=False, **common
+                    ),
+                    lambda cv=cv: SoftmaxRegressionCV(cv=cv, **common),
+                ],
+                X,
+                y,
+                reps,
+            )
+        diff = np.abs(ours.coef_ - ref.coef_).max() / np.abs(ref.coef_).max()
+        ratios.append(t_ours / t_ref)
+        print(
+            f"| {name} | {t_ref:.2f} | {t_ours:.2f} | {t_ours / t_ref:.2f} | "
+            f"{'yes' if ours.C_ == ref.C_ else f'no ({ours.C_:g} vs {ref.C_:g})'} | "
+            f"{diff:.1e} |"
+        )
+    print(f"geometric mean ratio: {np.exp(np.mean(np.log(ratios))):.2f}")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
