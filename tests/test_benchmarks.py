@@ -51,12 +51,11 @@ def test_bench_cpu_smoke(tmp_path):
     for r in res["fits"]:
         assert r["fit_time_s"] > 0 and r["objective"] > 0
         assert 0 <= r["test_accuracy"] <= 1 and r["peak_fit_memory_mb"] >= 0
-    # Both L-BFGS fits minimize the same objective from the same start.
+    # Both L-BFGS fits minimize the same objective, run to their tol: ours
+    # (preconditioned, on another path) ends at an equal or lower objective.
     J = {(r["dataset"], r["estimator"]): r["objective"] for r in res["fits"]}
     for name in datasets:
-        assert J[name, "sksoftmax lbfgs"] == pytest.approx(
-            J[name, "LogisticRegression"], rel=1e-5
-        )
+        assert J[name, "sksoftmax lbfgs"] <= J[name, "LogisticRegression"] * (1 + 1e-5)
     # One evaluation per data set (two on the many-classes one), with the
     # times it is compared to.
     evals = res["evaluation"]

@@ -76,8 +76,10 @@ def test_grid_search_over_C_and_solver_in_parallel(wine_std):
     grid = {"C": [0.05, 1.0], "solver": ["lbfgs", "sgd"]}
     cv = StratifiedKFold(3, shuffle=True, random_state=0)
     search = GridSearchCV(
+        # A tight tol: L-BFGS candidates end at the optimum, which
+        # LogisticRegression (on another path) reaches too.
         SoftmaxRegressionClassifier(
-            learning_rate_init=0.05, max_iter=40, random_state=0
+            learning_rate_init=0.05, max_iter=40, random_state=0, tol=1e-10
         ),
         grid,
         cv=cv,
@@ -100,7 +102,11 @@ def test_grid_search_over_C_and_solver_in_parallel(wine_std):
     ):
         if params["solver"] == "lbfgs":
             ref = cross_val_score(
-                LogisticRegression(C=params["C"]), X, y, cv=cv, scoring="neg_log_loss"
+                LogisticRegression(C=params["C"], tol=1e-10, max_iter=1000),
+                X,
+                y,
+                cv=cv,
+                scoring="neg_log_loss",
             ).mean()
             assert score == pytest.approx(ref, rel=1e-3)
     # refit=True: the best model is fitted on all the data
@@ -154,12 +160,12 @@ def test_pandas_dataframe_sets_feature_names(wine_std):
     X, y = wine_std
     columns = [f"f{i}" for i in range(X.shape[1])]
     df = pd.DataFrame(X, columns=columns)
-    est = SoftmaxRegressionClassifier().fit(df, pd.Series(y))
+    est = SoftmaxRegressionClassifier(tol=1e-10).fit(df, pd.Series(y))
     assert_array_equal(est.feature_names_in_, columns)
     assert est.n_features_in_ == X.shape[1]
     with pytest.warns(UserWarning, match="does not have valid feature names"):
         assert_array_equal(est.predict_proba(df), est.predict_proba(X))
-    ref = LogisticRegression().fit(df, y)
+    ref = LogisticRegression(tol=1e-10, max_iter=1000).fit(df, y)
     assert_allclose(est.predict_proba(df), ref.predict_proba(df), atol=1e-4)
     # NumPy input sets no names
     assert not hasattr(SoftmaxRegressionClassifier().fit(X, y), "feature_names_in_")
@@ -259,10 +265,11 @@ def test_verbose_names_the_stop_reason(wine_std, capsys):
     clf = SoftmaxRegressionClassifier(
         solver="sgd",
         verbose=1,
-        learning_rate_init=1e3,
+        learning_rate_init=1e4,
         momentum=0.99,
-        max_iter=20,
-        n_iter_no_change=20,
+        precondition=False,
+        average=False,
+        max_iter=50,
         random_state=0,
     )
     with np.errstate(all="ignore"), warnings.catch_warnings():

@@ -359,8 +359,13 @@ def test_any_valid_parameters_fit_a_small_data_set(data, params):
     est = SoftmaxRegressionClassifier(**params)
     _fit(est, X, y, sw)
     _fit(est, X, y, sw)  # again: warm_start reuses the first solution
-    # partial_fit refuses "balanced" (a chunk does not know the stream's counts).
-    if params["solver"] != "lbfgs" and params["class_weight"] != "balanced":
+    # partial_fit refuses "balanced" (a chunk does not know the stream's counts)
+    # and early stopping (as MLPClassifier's does).
+    if (
+        params["solver"] != "lbfgs"
+        and params["class_weight"] != "balanced"
+        and not params["early_stopping"]
+    ):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             est.partial_fit(X, y, sample_weight=sw)

@@ -12,6 +12,7 @@ import pytest
 from numpy.testing import assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
 
+import sksoftmax._classifier as classifier_module
 import sksoftmax._training as training_module
 from sksoftmax import SoftmaxRegressionClassifier
 
@@ -145,14 +146,20 @@ def test_convergence_warning_raised_as_error_keeps_model(solver):
     _assert_unchanged(est, snap, arrays)
 
 
-def test_diverging_sgd_raises_and_keeps_model():
-    # lr * alpha = 10 / (1e-8 * 60): every step multiplies W by ~1e7, so one
-    # epoch of 60 single-sample steps overflows to inf.
+def test_non_finite_solver_result_raises_and_keeps_model(monkeypatch):
+    # The solvers' steps are stable now (a proximal L2 step, preconditioned
+    # variables), so the non-finite result is planted: whatever produced it,
+    # it must be refused and the previous model kept.
     est = _fit_quietly(SoftmaxRegressionClassifier(**_params("sgd")), X, Y)
     snap, arrays = _snapshot(est), _fitted_arrays(est)
-    new = {"C": 1e-8, "learning_rate_init": 10.0, "batch_size": 1}
-    est.set_params(**new)
-    snap = (pickle.dumps({**pickle.loads(snap[0]), **new}), snap[1])
+    real = classifier_module.train
+
+    def overflowing(*args, **kwargs):
+        result = real(*args, **kwargs)
+        result.coef = result.coef * np.inf
+        return result
+
+    monkeypatch.setattr(classifier_module, "train", overflowing)
     with (
         np.errstate(all="ignore"),
         pytest.raises(
@@ -165,16 +172,23 @@ def test_diverging_sgd_raises_and_keeps_model():
 
 
 def test_diverging_sgd_with_finite_parameters_warns():
-    # Growth stops by "no improvement" after a dozen epochs, with huge but
-    # finite parameters: that must not pass silently as converged.
+    # A step far too long for unscaled features (preconditioning and averaging
+    # off): the objective grows until "no improvement" stops it, with huge
+    # but finite parameters; that must not pass silently as converged.
     est = SoftmaxRegressionClassifier(
-        solver="sgd", C=1e-8, learning_rate_init=10.0, max_iter=50, random_state=0
+        solver="sgd",
+        learning_rate_init=1e4,
+        momentum=0.99,
+        precondition=False,
+        average=False,
+        max_iter=50,
+        random_state=0,
     )
     with (
         np.errstate(all="ignore"),
         pytest.warns(ConvergenceWarning, match="Stochastic optimizer diverged"),
     ):
-        est.fit(X, Y)
+        est.fit(X * 1e3, Y)
     assert est.n_iter_ < 50
     assert est.loss_curve_[-1] > 1e6 * est.loss_curve_[0]
 
