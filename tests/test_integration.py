@@ -224,6 +224,8 @@ def test_verbose_prints_one_line_per_iteration_and_the_stop_reason(
             line,
         ), line
         assert "learning rate" not in line and "step" not in line  # verbose=2
+    if solver == "lbfgs":  # the largest entry of the gradient of J, as tol
+        assert all("max |gradient| " in line for line in lines[:-1])
     reason = lines[-1]
     assert reason.startswith(f"Stopped after {est.n_iter_} {unit.lower()}s: ")
     if solver == "lbfgs":

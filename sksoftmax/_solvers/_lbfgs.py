@@ -86,9 +86,12 @@ def _minimize(
     converged = [False]
 
     def on_iteration(intermediate_result):
-        if monitor.step(intermediate_result.fun):
+        g_max = None
+        if gradient_norm is not None:
+            g_max = float(gradient_norm(intermediate_result.x))  # cached: no work
+        if monitor.step(intermediate_result.fun, grad_max=g_max):
             raise StopIteration
-        if gradient_norm is not None and gradient_norm(intermediate_result.x) <= tol:
+        if g_max is not None and g_max <= tol:
             converged[0] = True
             raise StopIteration
 
