@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from sksoftmax._compat import skip_cpu_benchmark
+
 pytest.importorskip("matplotlib")
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.skipif(skip_cpu_benchmark() is not None, reason=str(skip_cpu_benchmark()))
 def test_bench_cpu_smoke(tmp_path):
     proc = subprocess.run(
         [
