@@ -152,15 +152,16 @@ def skip_array_api_dispatch():
     return None
 
 
-def skip_array_api_estimator_check():
-    """None where scikit-learn's ``check_array_api_input`` applies to this
-    estimator, else why not: before 1.9 it expects ``classes_`` in the input's
-    namespace, while sksoftmax keeps ``classes_`` a NumPy array (so that string
-    labels work), which scikit-learn >= 1.9 allows."""
+def skip_array_api_estimator_check(array_namespace):
+    """None where scikit-learn's ``check_array_api_input`` for inputs of
+    ``array_namespace`` (its name) applies to this estimator, else why not:
+    before 1.9 it expects ``classes_`` in the input's namespace, while sksoftmax
+    keeps ``classes_`` a NumPy array (so that string labels work), which
+    scikit-learn >= 1.9 allows."""
     reason = skip_array_api_dispatch()
     if reason is not None:
         return reason
-    if _sklearn_version() < (1, 9):
+    if _sklearn_version() < (1, 9) and array_namespace != "numpy":
         return (
             "scikit-learn < 1.9's check_array_api_input expects classes_ in the "
             "input's namespace; sksoftmax keeps it in NumPy, as 1.9 allows"
