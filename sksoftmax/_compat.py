@@ -27,6 +27,7 @@ __all__ = [
     "skip_array_api_dispatch",
     "skip_cpu_benchmark",
     "skip_temperature_calibration",
+    "skip_weighted_balanced_reference",
 ]
 
 # The oldest versions the package is tested on (CI's "min" job pins them).
@@ -185,6 +186,17 @@ def skip_cpu_benchmark():
         return (
             "SGDClassifier.predict_proba gives NaN rows on the benchmark's data "
             "before scikit-learn 1.9"
+        )
+    return None
+
+
+def skip_weighted_balanced_reference():
+    """None where LogisticRegression's ``class_weight="balanced"`` counts the
+    sample weights (scikit-learn >= 1.7); before, it counts rows."""
+    if _sklearn_version() < (1, 7):
+        return (
+            'LogisticRegression counts sample_weight in class_weight="balanced" '
+            "from scikit-learn 1.7"
         )
     return None
 
