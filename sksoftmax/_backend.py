@@ -24,6 +24,8 @@ from array_api_compat import (
     is_numpy_namespace,
 )
 
+from ._compat import from_dlpack
+
 __all__ = [
     "ComputeTarget",
     "accumulation_dtype",
@@ -84,7 +86,7 @@ def to_numpy(a):
     if mod.startswith("torch"):
         return a.detach().cpu().numpy()
     try:  # DLPack is the library-neutral way across namespaces and devices
-        return np.from_dlpack(a)
+        return from_dlpack(a)
     except (AttributeError, BufferError, TypeError, RuntimeError):
         return np.asarray(a)
 

@@ -8,11 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from sksoftmax._compat import skip_cpu_benchmark, skip_logistic_regression_cv_reference
+
 pytest.importorskip("matplotlib")
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.skipif(skip_cpu_benchmark() is not None, reason=str(skip_cpu_benchmark()))
 def test_bench_cpu_smoke(tmp_path):
     proc = subprocess.run(
         [
@@ -82,6 +85,10 @@ def test_bench_cpu_smoke(tmp_path):
     assert (tmp_path / "objective_vs_time.png").stat().st_size > 1000
 
 
+@pytest.mark.skipif(
+    skip_logistic_regression_cv_reference() is not None,
+    reason=str(skip_logistic_regression_cv_reference()),
+)
 def test_bench_cv_smoke():
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / "bench_cv.py"), "--smoke"],

@@ -16,6 +16,7 @@ from sklearn.preprocessing import StandardScaler
 
 from sksoftmax import SoftmaxRegressionClassifier
 from sksoftmax._backend import _scipy_only_blas, limit_scipy_blas_threads
+from sksoftmax._compat import skip_weighted_balanced_reference
 
 pd = pytest.importorskip("pandas")
 
@@ -40,6 +41,10 @@ def iris():
 # -- class_weight="balanced" with sample_weight -----------------------------------
 
 
+@pytest.mark.skipif(
+    skip_weighted_balanced_reference() is not None,
+    reason=str(skip_weighted_balanced_reference()),
+)
 @pytest.mark.parametrize("n_classes", [2, 3], ids=["binary", "multiclass"])
 def test_balanced_weights_count_the_sample_weights_as_logistic_regression(n_classes):
     X, y = make_classification(

@@ -12,6 +12,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from sksoftmax import SoftmaxRegressionClassifier
 from sksoftmax._backend import get_namespace
+from sksoftmax._compat import logistic_regression_elastic_net_params
 from sksoftmax._penalty import soft_threshold
 from sksoftmax._solvers import MinibatchOptimizer
 
@@ -43,7 +44,11 @@ def saga_fits():
                 {"wine": load_wine, "breast_cancer": load_breast_cancer}[name]
             )
             ref = LogisticRegression(
-                solver="saga", C=C, l1_ratio=l1_ratio, tol=1e-10, max_iter=100_000
+                solver="saga",
+                C=C,
+                tol=1e-10,
+                max_iter=100_000,
+                **logistic_regression_elastic_net_params(l1_ratio),
             ).fit(X, y)
             cache[key] = (X, y, ref)
         return cache[key]

@@ -13,6 +13,7 @@ from sklearn.model_selection import train_test_split
 
 from sksoftmax import SoftmaxRegressionClassifier
 from sksoftmax._calibration import fit_temperature
+from sksoftmax._compat import skip_temperature_calibration
 from sksoftmax.metrics import expected_calibration_error
 
 
@@ -36,6 +37,10 @@ def _overconfident_split(n_classes, seed=0):
     return clf, X_cal, y_cal, X_test, y_test
 
 
+@pytest.mark.skipif(
+    skip_temperature_calibration() is not None,
+    reason=str(skip_temperature_calibration()),
+)
 @pytest.mark.parametrize("n_classes", [2, 4], ids=["binary", "multiclass"])
 def test_temperature_matches_calibrated_classifier_cv(n_classes):
     clf, X_cal, y_cal, X_test, _ = _overconfident_split(n_classes)

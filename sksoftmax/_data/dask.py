@@ -33,6 +33,7 @@ from .._backend import (
     on_device,
     to_numpy,
 )
+from .._compat import check_dask_version
 
 __all__ = ["DaskRows", "DaskSoftmaxLoss", "dask_training_data", "map_rows"]
 
@@ -249,6 +250,7 @@ def validate_dask_X(X, device_param):
     persisted on the workers; only a finiteness flag comes back."""
     import dask.array as da
 
+    check_dask_version()
     if not isinstance(X, da.Array):
         hint = (
             " Convert it with X.to_dask_array(lengths=True)."
