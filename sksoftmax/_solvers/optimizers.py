@@ -123,7 +123,11 @@ class _Optimizer:
         st["n_averaged"] = n
         w = (AVERAGE_ETA + 1.0) / (n + AVERAGE_ETA)
         if st.get("average") is None or n == 1:
-            st["average"] = [xp.asarray(p, copy=True) for p in params]
+            # np.asarray has no copy= before NumPy 2.
+            st["average"] = [
+                np.array(p) if is_numpy_namespace(xp) else xp.asarray(p, copy=True)
+                for p in params
+            ]
         elif is_numpy_namespace(xp):
             for a, p in zip(st["average"], params, strict=True):
                 a += w * (p - a)
