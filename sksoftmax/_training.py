@@ -15,7 +15,6 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from ._backend import is_device_out_of_memory, to_numpy
-from ._data import InMemoryRows
 from ._precondition import (
     MinibatchSetup,
     rows_column_stats,
@@ -180,11 +179,10 @@ def _run_minibatch(problem, data, params, monitor, previous, incremental, single
     rows, validation = data.rows, None
     if params["early_stopping"] and not single_pass:
         rows, validation = split_validation(rows, params["validation_fraction"], rng)
-    if isinstance(rows, InMemoryRows):
+    n, S = data.n_samples, data.S
+    if validation is not None:  # the rows left for training
         n, sw = rows.X.shape[0], rows.sample_weight
         S = float(n if sw is None else to_numpy(sw).sum(dtype=np.float64))
-    else:
-        n, S = data.n_samples, data.S
     batch_size = batch_rows(params["batch_size"], n, warn=not single_pass)
     setup = MinibatchSetup(
         problem.loss,

@@ -35,6 +35,7 @@ from ._backend import (
     to_numpy,
 )
 from ._data import InMemoryRows, MemmapRows, is_dask_collection, memmap_block_rows
+from ._solvers.minibatch import batch_rows
 
 __all__ = [
     "TrainingData",
@@ -377,8 +378,7 @@ def validate_training_data(
     names = column_names(y)
     stream = None
     if solver != "lbfgs" and not early_stopping and hasattr(X, "shape"):
-        n = X.shape[0]
-        batch = min(200, n) if batch_size == "auto" else min(batch_size, n)
+        batch = batch_rows(batch_size, X.shape[0], warn=False)
         stream = memmap_block_rows(X, batch)
     if stream is not None:
         # The finiteness check would read the whole file: the blocks are
