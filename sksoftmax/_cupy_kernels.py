@@ -1,15 +1,22 @@
 """Fused CuPy kernels for the GPU path; used only when the namespace is CuPy.
 
-The array-API code in :mod:`sksoftmax._loss` and the optimizers is the
-reference: every kernel here computes the same numbers in fewer launches
-(checked against it by the ``gpu``-marked tests). One SGD/Adam minibatch on
-the generic path launches about 40-60 small kernels, so that small batches are
-bound by launch latency; here the softmax - target x weight step is one
-launch, and each parameter update is one launch.
+The array-API code in :mod:`sksoftmax._loss` and the NumPy update of
+:mod:`sksoftmax._solvers.optimizers` are the reference: every kernel here
+computes the same numbers in fewer launches. On the generic path one SGD/Adam
+minibatch launches dozens of small kernels (the update alone 26 to 43, see
+``optimizers.py``), so small batches are bound by launch latency. Here:
+
+* ``softmax_ce_grad``: the softmax - target x weight step, one launch;
+* ``sgd_update`` / ``adam_update``: the whole update of one minibatch, one
+  launch for W and b together: the momentum or Adam step, the proximal step
+  of the L1/L2 terms on W (scalar or per-feature weights, the intercept
+  untouched, SGD's velocity correction, Adam's per-entry threshold) and the
+  iterate average, in place on state arrays made once per chunk pass.
 
 CuPy is imported only when a kernel is first used. The CUDA sources are plain
-strings at module level so that a test can compile them with ``nvcc`` on a
-machine without a GPU (see ``kernel_sources``).
+strings at module level so that the tests can compile them with ``nvcc`` on
+a machine without a GPU and run them on the CPU through a small host shim
+against the reference (see ``kernel_sources``).
 """
 
 import functools
@@ -19,6 +26,7 @@ import numpy as np
 
 __all__ = [
     "adam_update",
+    "device_weights",
     "kernel_sources",
     "lanes_per_row",
     "logits_buffer",
@@ -84,30 +92,96 @@ extern "C" __global__ void softmax_ce_grad(
 }
 """
 
-# v <- mu v - lr g;  p <- p + (mu v - lr g) with Nesterov, else p + v:
-# MLPClassifier's SGDOptimizer, as in sksoftmax._solvers (the reference).
-SGD_KERNEL = (
-    "T g, T lr, T mu, int32 nesterov",
-    "T p, T v",
-    """
-    v = mu * v - lr * g;
-    p += nesterov ? mu * v - lr * g : v;
-    """,
-    "sksoftmax_sgd_update",
-)
+# The minibatch update rules of sksoftmax._solvers.optimizers (the reference),
+# one thread per parameter entry: the entries of W (k x d, C order) first,
+# then those of b, so that one launch makes the whole update of one minibatch.
+# Only W gets the proximal step; its weights l1w/l2w hold n_l1/n_l2 entries
+# (1: a scalar, d: per feature, read at i % d; 0: the term is absent). The
+# iterate average is folded in (avg_mode 0: none, 1: start it, 2: update it).
+# Every operation runs in T, in the order of the NumPy in-place path.
+UPDATE_SOURCE = r"""
+/* Proximal map of step * (l1 |w| + l2 / 2 w^2) on entry i of W: the soft
+   threshold sign(w) max(|w| - t, 0) (a NaN passes, as in NumPy), then the
+   shrinkage w / (1 + step l2). */
+__device__ __forceinline__ T prox_entry(
+    T w, const T step, const T* l1w, const long long n_l1,
+    const T* l2w, const long long n_l2, const long long i)
+{
+    if (n_l1) {
+        const T a = FABS(w) - step * l1w[i % n_l1];
+        w = (a > (T)0 || a != a) ? COPYSIGN(a, w) : (T)0;
+    }
+    if (n_l2) w = w / ((T)1 + step * l2w[i % n_l2]);
+    return w;
+}
 
-# m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;  p <- p - lr m / (sqrt v + eps)
-# with lr already bias-corrected (lr0 sqrt(1 - b2^t) / (1 - b1^t)).
-ADAM_KERNEL = (
-    "T g, T lr, T b1, T b2, T eps",
-    "T p, T m, T v",
-    """
-    m = b1 * m + (1 - b1) * g;
-    v = b2 * v + (1 - b2) * (g * g);
-    p -= lr * m / (sqrt(v) + eps);
-    """,
-    "sksoftmax_adam_update",
-)
+/* Polynomial-decay average: a <- p (start), a <- a + w (p - a) (update). */
+__device__ __forceinline__ void average_entry(
+    T* a, const long long j, const T p, const int mode, const T w)
+{
+    if (mode == 1) a[j] = p;
+    else if (mode == 2) a[j] += w * (p - a[j]);
+}
+
+/* v <- mu v - lr g; p <- p + mu v - lr g (Nesterov) or p + v; then on W
+   p' = prox(p) with step c lr and v <- v + (p' - p) / c. */
+extern "C" __global__ void sgd_update(
+    T* W, T* VW, const T* GW, T* AW,
+    T* b, T* Vb, const T* Gb, T* Ab,
+    const long long nW, const long long nb,
+    const T* l1w, const long long n_l1, const T* l2w, const long long n_l2,
+    const T lr, const T mu, const int nesterov, const T c, const T step,
+    const int avg_mode, const T avg_w)
+{
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= nW + nb) return;
+    const bool in_W = i < nW;
+    const long long j = in_W ? i : i - nW;
+    T* P = in_W ? W : b;
+    T* V = in_W ? VW : Vb;
+    const T g = in_W ? GW[j] : Gb[j];
+    T v = mu * V[j] - lr * g;
+    T p = nesterov ? (P[j] + mu * v) - lr * g : P[j] + v;
+    if (in_W && (n_l1 || n_l2)) {
+        const T q = prox_entry(p, step, l1w, n_l1, l2w, n_l2, j);
+        v = v + (q - p) / c;
+        p = q;
+    }
+    V[j] = v;
+    P[j] = p;
+    average_entry(in_W ? AW : Ab, j, p, avg_mode, avg_w);
+}
+
+/* m <- b1 m + (1 - b1) g; s <- b2 s + (1 - b2) g^2; r = sqrt(s) + eps;
+   p <- p - lr m / r (lr bias-corrected); then on W the prox with the
+   per-entry step scale / r. */
+extern "C" __global__ void adam_update(
+    T* W, T* MW, T* SW, const T* GW, T* AW,
+    T* b, T* Mb, T* Sb, const T* Gb, T* Ab,
+    const long long nW, const long long nb,
+    const T* l1w, const long long n_l1, const T* l2w, const long long n_l2,
+    const T lr, const T b1, const T one_b1, const T b2, const T one_b2,
+    const T eps, const T scale, const int avg_mode, const T avg_w)
+{
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= nW + nb) return;
+    const bool in_W = i < nW;
+    const long long j = in_W ? i : i - nW;
+    T* P = in_W ? W : b;
+    T* M = in_W ? MW : Mb;
+    T* S = in_W ? SW : Sb;
+    const T g = in_W ? GW[j] : Gb[j];
+    const T m = b1 * M[j] + one_b1 * g;
+    const T s = b2 * S[j] + (g * g) * one_b2;
+    const T r = SQRT(s) + eps;
+    T p = P[j] - lr * (m / r);
+    if (in_W && (n_l1 || n_l2)) p = prox_entry(p, scale / r, l1w, n_l1, l2w, n_l2, j);
+    M[j] = m;
+    S[j] = s;
+    P[j] = p;
+    average_entry(in_W ? AW : Ab, j, p, avg_mode, avg_w);
+}
+"""
 
 _BLOCK = 256
 # Minibatch-sized buffers (at most this many logits) are kept between calls;
@@ -117,28 +191,30 @@ _MAX_KEPT_LOGITS = 1 << 22
 _buffers = threading.local()  # Dask's threads evaluate chunks concurrently
 
 
-def _typed_source(dtype):
+_MATH = {
+    "float32": "typedef float T;\n#define EXP expf\n#define SQRT sqrtf\n"
+    "#define FABS fabsf\n#define COPYSIGN copysignf\n",
+    "float64": "typedef double T;\n#define EXP exp\n#define SQRT sqrt\n"
+    "#define FABS fabs\n#define COPYSIGN copysign\n",
+}
+
+
+def _typed_source(dtype, source=SOFTMAX_CE_SOURCE):
     name = np.dtype(dtype).name
-    if name == "float32":
-        prefix = "typedef float T;\n#define EXP expf\n"
-    elif name == "float64":
-        prefix = "typedef double T;\n#define EXP exp\n"
-    else:
-        raise TypeError(
-            f"The fused softmax kernel takes float32 or float64, not {name}."
-        )
-    return prefix + SOFTMAX_CE_SOURCE
+    if name not in _MATH:
+        raise TypeError(f"The fused CuPy kernels take float32 or float64, not {name}.")
+    return _MATH[name] + source
 
 
 def kernel_sources():
-    """The CUDA sources: ``{"softmax_ce_grad_float32": str, ...,
-    "sgd": (in, out, body, name), "adam": (...)}`` (for compile checks)."""
-    return {
-        "softmax_ce_grad_float32": _typed_source(np.float32),
-        "softmax_ce_grad_float64": _typed_source(np.float64),
-        "sgd": SGD_KERNEL,
-        "adam": ADAM_KERNEL,
-    }
+    """The CUDA sources, typed: ``{"softmax_ce_grad_float32": str, ...,
+    "updates_float32": str, "updates_float64": str}`` (for compile checks and
+    the host runs of the tests)."""
+    out = {}
+    for name in ("float32", "float64"):
+        out[f"softmax_ce_grad_{name}"] = _typed_source(name)
+        out[f"updates_{name}"] = _typed_source(name, UPDATE_SOURCE)
+    return out
 
 
 def lanes_per_row(K):
@@ -157,11 +233,10 @@ def _softmax_kernel(dtype_name):
 
 
 @functools.cache
-def _elementwise(spec):
+def _update_kernel(dtype_name, name):
     import cupy
 
-    in_params, out_params, body, name = spec
-    return cupy.ElementwiseKernel(in_params, out_params, body, name)
+    return cupy.RawKernel(_typed_source(dtype_name, UPDATE_SOURCE), name)
 
 
 def logits_buffer(rows, K, dtype):
@@ -233,18 +308,171 @@ def softmax_ce_grad(Z, target, weights=None, label_smoothing=0.0, *, ce=None):
     return cupy.sum(ce), Z
 
 
-def sgd_update(params, velocities, grads, *, lr, momentum, nesterov):
-    """SGD with (Nesterov) momentum, in place: one launch per parameter."""
-    kernel = _elementwise(SGD_KERNEL)
-    for p, v, g in zip(params, velocities, grads, strict=True):
-        kernel(g, lr, momentum, int(bool(nesterov and momentum)), p, v)
+def device_weights(w, W):
+    """Penalty weights ``w`` (a scalar or a (d,) vector) as a 1-D CuPy array
+    in W's dtype on the current device, for the update kernels: one entry
+    for a scalar, ``d = W.shape[1]`` entries for per-feature weights."""
+    import cupy
+
+    host = np.atleast_1d(np.asarray(w, dtype=np.float64))
+    if host.ndim != 1 or host.size not in (1, W.shape[-1]):
+        raise ValueError(
+            f"Penalty weights must be a scalar or one per feature ({W.shape[-1]}), "
+            f"not of shape {np.shape(w)}."
+        )
+    return cupy.asarray(host.astype(W.dtype))
+
+
+def _check_update_arrays(params, grads, *groups):
+    """The arrays a fused update writes: C-contiguous, one float dtype, each
+    state array shaped as its parameter. Gradients are made C-contiguous
+    (they are temporaries) but never cast."""
+    if any(group is None for group in groups):
+        raise ValueError("An average mode of 1 or 2 needs the average arrays.")
+    dtype = params[0].dtype
+    if np.dtype(dtype).name not in _MATH:
+        raise TypeError(f"The fused CuPy updates take float32 or float64, not {dtype}.")
+    if not 1 <= len(params) <= 2 or len(grads) != len(params):
+        raise ValueError("The fused updates take [W] or [W, b] and their gradients.")
+    for group in (params, *groups):
+        if len(group) != len(params):
+            raise ValueError("Each state list needs one array per parameter.")
+        for a, p in zip(group, params, strict=True):
+            if a.dtype != dtype or a.shape != p.shape or not a.flags.c_contiguous:
+                raise ValueError(
+                    "The fused updates need C-contiguous state arrays with the "
+                    f"parameters' shape and dtype ({p.shape}, {dtype}); got "
+                    f"{a.shape}, {a.dtype}."
+                )
+    out = []
+    for g, p in zip(grads, params, strict=True):
+        if g.dtype != dtype or g.shape != p.shape:
+            raise ValueError(
+                f"A gradient of shape {g.shape} and dtype {g.dtype} does not match "
+                f"its parameter ({p.shape}, {dtype})."
+            )
+        out.append(g if g.flags.c_contiguous else _contiguous(g))
+    return out
+
+
+def _contiguous(a):
+    import cupy
+
+    return cupy.ascontiguousarray(a)
+
+
+def _slots(arrays, params):
+    """``(W-part, b-part)`` pointers of a list like ``params`` (a missing
+    intercept or state array: W's, never read)."""
+    if arrays is None:
+        return params[0], params[0]
+    return arrays[0], arrays[1] if len(arrays) == 2 else arrays[0]
+
+
+def _penalty_args(l1, l2, like):
+    return (
+        like if l1 is None else l1,
+        np.int64(0 if l1 is None else l1.size),
+        like if l2 is None else l2,
+        np.int64(0 if l2 is None else l2.size),
+    )
+
+
+def _launch(name, params, args):
+    n_total = sum(p.size for p in params)
+    if n_total:
+        grid = ((n_total + _BLOCK - 1) // _BLOCK,)
+        _update_kernel(params[0].dtype.name, name)(grid, (_BLOCK,), args)
     return params
 
 
-def adam_update(params, first, second, grads, *, lr, beta_1, beta_2, epsilon):
-    """Adam, in place, with the bias-corrected step ``lr``: one launch per
-    parameter."""
-    kernel = _elementwise(ADAM_KERNEL)
-    for p, m, v, g in zip(params, first, second, grads, strict=True):
-        kernel(g, lr, beta_1, beta_2, epsilon, p, m, v)
-    return params
+def sgd_update(
+    params,
+    velocities,
+    grads,
+    *,
+    lr,
+    momentum,
+    nesterov,
+    prox_factor=1.0,
+    l1=None,
+    l2=None,
+    average=None,
+    average_mode=0,
+    average_weight=0.0,
+):
+    """One minibatch of :class:`~sksoftmax._solvers.optimizers.SGD` in place,
+    in ONE launch for ``[W]`` or ``[W, b]``: the momentum step (Nesterov's
+    when ``nesterov``), the proximal step of ``l1``/``l2`` on W with step
+    ``prox_factor * lr`` and the velocity correction, and the average.
+
+    ``l1``, ``l2``: None or :func:`device_weights`; ``average``: None or a
+    list like ``params``, started (``average_mode=1``) or moved towards the
+    parameters by ``average_weight`` (``average_mode=2``)."""
+    grads = _check_update_arrays(
+        params, grads, velocities, *([average] if average_mode else [])
+    )
+    t = params[0].dtype.type
+    W, b = _slots(params, params)
+    v, g, a = _slots(velocities, params), _slots(grads, params), _slots(average, params)
+    args = (
+        *(W, v[0], g[0], a[0], b, v[1], g[1], a[1]),
+        np.int64(W.size),
+        np.int64(b.size if len(params) == 2 else 0),
+        *_penalty_args(l1, l2, W),
+        t(lr),
+        t(momentum),
+        np.int32(bool(nesterov)),
+        t(prox_factor),
+        t(prox_factor * lr),
+        np.int32(average_mode),
+        t(average_weight),
+    )
+    return _launch("sgd_update", params, args)
+
+
+def adam_update(
+    params,
+    first,
+    second,
+    grads,
+    *,
+    lr,
+    beta_1,
+    beta_2,
+    epsilon,
+    prox_scale=0.0,
+    l1=None,
+    l2=None,
+    average=None,
+    average_mode=0,
+    average_weight=0.0,
+):
+    """One minibatch of :class:`~sksoftmax._solvers.optimizers.Adam` in
+    place, in ONE launch for ``[W]`` or ``[W, b]``: the moments, the step with
+    the bias-corrected ``lr``, the proximal step of ``l1``/``l2`` on W with
+    the per-entry step ``prox_scale / (sqrt(v) + epsilon)``, and the average
+    (as in :func:`sgd_update`)."""
+    grads = _check_update_arrays(
+        params, grads, first, second, *([average] if average_mode else [])
+    )
+    t = params[0].dtype.type
+    W, b = _slots(params, params)
+    m, s, a = _slots(first, params), _slots(second, params), _slots(average, params)
+    g = _slots(grads, params)
+    args = (
+        *(W, m[0], s[0], g[0], a[0], b, m[1], s[1], g[1], a[1]),
+        np.int64(W.size),
+        np.int64(b.size if len(params) == 2 else 0),
+        *_penalty_args(l1, l2, W),
+        t(lr),
+        t(beta_1),
+        t(1 - beta_1),
+        t(beta_2),
+        t(1 - beta_2),
+        t(epsilon),
+        t(prox_scale),
+        np.int32(average_mode),
+        t(average_weight),
+    )
+    return _launch("adam_update", params, args)

@@ -20,13 +20,25 @@ coordinate (the preconditioned variables make it ``alpha / s_j^2``).
 (t + eta)``: a weighted mean in which the last half of the steps carries most
 of the weight, so a constant step ends near the optimum rather than in the
 noise ball around it, without a horizon fixed in advance.
+
+Three paths compute the same update: on NumPy in place (``_step_in_place``);
+on CuPy in place through one fused kernel per minibatch
+(:mod:`sksoftmax._cupy_kernels`, state arrays reused across minibatches);
+on any other namespace with new arrays from the Array API's operations
+(``_steps``). The NumPy path is the reference the others are tested against.
 """
 
 import math
 
 import numpy as np
 
-from .._backend import asarray_like, is_numpy_namespace
+from .._backend import (
+    asarray_like,
+    device,
+    is_cupy_namespace,
+    is_numpy_namespace,
+    on_device,
+)
 from .._penalty import soft_threshold
 
 __all__ = ["SGD", "Adam", "make_optimizer"]
@@ -63,6 +75,11 @@ class _Optimizer:
             }
         )
         self._owns_arrays = state is None
+        self._device_weights = {}
+
+    def __getstate__(self):
+        # Device copies of the penalty weights stay where they were made.
+        return {**self.__dict__, "_device_weights": {}}
 
     @property
     def learning_rate(self):
@@ -91,18 +108,15 @@ class _Optimizer:
 
         On NumPy the parameters, moments and average are updated in place
         (the same list comes back): a minibatch step is a few microseconds of
-        arithmetic on (k, d) arrays, where allocations and copies show.
+        arithmetic on (k, d) arrays, where allocations and copies show. On
+        CuPy too, in one fused kernel launch (:meth:`_fused_update`).
         """
-        st = self.state
-        if st["moments"] is None:
-            st["moments"] = self._new_moments(params, xp)
-        elif not self._owns_arrays and is_numpy_namespace(xp):
-            # State handed in by partial_fit: copy before writing in place,
-            # so that the estimator's stored state changes only on success.
-            st["moments"] = _copy_tree(st["moments"])
-            if st.get("average") is not None:
-                st["average"] = [a.copy() for a in st["average"]]
-        self._owns_arrays = True
+        if is_cupy_namespace(xp):
+            with on_device(params[0]):
+                self._prepare_state(params, xp)
+                self._fused_update(params, grads, xp)
+            return params
+        self._prepare_state(params, xp)
         if is_numpy_namespace(xp):
             self._step_in_place(params, grads)
             if self.has_prox:
@@ -117,11 +131,56 @@ class _Optimizer:
             self._accumulate(params, xp)
         return params
 
+    def _prepare_state(self, params, xp):
+        """Make the moments on the first step; copy state handed in by
+        ``partial_fit`` before a path that writes it in place, so that the
+        estimator's stored state changes only on success."""
+        st = self.state
+        if st["moments"] is None:
+            st["moments"] = self._new_moments(params, xp)
+        elif not self._owns_arrays and (
+            is_numpy_namespace(xp) or is_cupy_namespace(xp)
+        ):
+            st["moments"] = _copy_tree(st["moments"])
+            if st.get("average") is not None:
+                st["average"] = [a.copy() for a in st["average"]]
+        self._owns_arrays = True
+
+    def _next_average_weight(self):
+        """Count one more averaged iterate; its weight ``(eta+1)/(n+eta)``."""
+        n = self.state.get("n_averaged", 0) + 1
+        self.state["n_averaged"] = n
+        return n, (AVERAGE_ETA + 1.0) / (n + AVERAGE_ETA)
+
+    def _fused_extras(self, params, xp):
+        """The keyword arguments that the fused kernels of both rules share:
+        the penalty weights on the device and the averaging slot (arrays,
+        mode 0 none / 1 start / 2 update, weight)."""
+        W = params[0]
+        key = (str(device(W)), W.dtype.name)
+        weights = self._device_weights.get(key)
+        if weights is None:
+            from .._cupy_kernels import device_weights
+
+            weights = tuple(
+                device_weights(w, W) if np.any(w) else None for w in (self.l1, self.l2)
+            )
+            self._device_weights[key] = weights
+        extras = {"l1": weights[0], "l2": weights[1]}
+        if self.average:
+            st = self.state
+            n, w = self._next_average_weight()
+            if st.get("average") is None or n == 1:
+                st["average"] = [xp.empty_like(p) for p in params]
+                mode = 1
+            else:
+                mode = 2
+            extras.update(average=st["average"], average_mode=mode, average_weight=w)
+        return extras
+
     def _accumulate(self, params, xp):
         st = self.state
-        n = st.get("n_averaged", 0) + 1
-        st["n_averaged"] = n
-        w = (AVERAGE_ETA + 1.0) / (n + AVERAGE_ETA)
+        n, w = self._next_average_weight()
         if st.get("average") is None or n == 1:
             # np.asarray has no copy= before NumPy 2.
             st["average"] = [
@@ -206,17 +265,36 @@ class SGD(_Optimizer):
             else:
                 p += v
 
-    def _prox(self, W_new, xp):
+    def _prox_factor(self):
         # The step holds the current gradient times c * lr (c = 1 + momentum
         # with Nesterov) and the velocity holds it times lr: the L1 term
         # enters both the same way, through its prox. Then the fixed points
         # are the optimum's, and a coordinate held at zero builds up no
         # velocity that would push it off zero again.
+        return 1.0 + self.momentum if self.nesterov and self.momentum else 1.0
+
+    def _prox(self, W_new, xp):
         st = self.state
-        c = 1.0 + self.momentum if self.nesterov and self.momentum else 1.0
+        c = self._prox_factor()
         W = self._prox_step(W_new, c * st["lr"], xp)
         st["moments"][0] = st["moments"][0] + (W - W_new) / c
         return W
+
+    def _fused_update(self, params, grads, xp):
+        """:meth:`_step_in_place`, :meth:`_prox` and the average in one
+        launch (:func:`sksoftmax._cupy_kernels.sgd_update`)."""
+        from .._cupy_kernels import sgd_update
+
+        sgd_update(
+            params,
+            self.state["moments"],
+            grads,
+            lr=self.state["lr"],
+            momentum=self.momentum,
+            nesterov=bool(self.nesterov and self.momentum),
+            prox_factor=self._prox_factor(),
+            **self._fused_extras(params, xp),
+        )
 
     def end_epoch(self, n_samples):
         """Advance the ``invscaling`` schedule by the samples just seen."""
@@ -296,13 +374,36 @@ class Adam(_Optimizer):
             g2 *= lr
             p -= g2
 
-    def _prox(self, W_new, xp):
+    def _prox_scale(self):
         # Adam's step is lr0 * m_hat / (sqrt(v_hat) + eps'): the same diagonal
-        # scaling applied to the L1 subgradient gives a per-coordinate threshold.
-        st = self.state
-        v = st["moments"][1][0]
-        scale = self.learning_rate_init * math.sqrt(1 - self.beta_2 ** st["t"])
-        return self._prox_step(W_new, scale / (xp.sqrt(v) + self.epsilon), xp)
+        # scaling applied to the L1 subgradient gives a per-coordinate
+        # threshold, this scale over sqrt(v) + eps.
+        return self.learning_rate_init * math.sqrt(1 - self.beta_2 ** self.state["t"])
+
+    def _prox(self, W_new, xp):
+        v = self.state["moments"][1][0]
+        step = self._prox_scale() / (xp.sqrt(v) + self.epsilon)
+        return self._prox_step(W_new, step, xp)
+
+    def _fused_update(self, params, grads, xp):
+        """:meth:`_step_in_place`, :meth:`_prox` and the average in one
+        launch (:func:`sksoftmax._cupy_kernels.adam_update`)."""
+        from .._cupy_kernels import adam_update
+
+        lr = self._bias_corrected_lr()
+        first, second = self.state["moments"]
+        adam_update(
+            params,
+            first,
+            second,
+            grads,
+            lr=lr,
+            beta_1=self.beta_1,
+            beta_2=self.beta_2,
+            epsilon=self.epsilon,
+            prox_scale=self._prox_scale(),
+            **self._fused_extras(params, xp),
+        )
 
 
 _RULES = {"sgd": SGD, "adam": Adam}
