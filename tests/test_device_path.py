@@ -4,8 +4,8 @@ array leaves the device (``__float__``, ``__bool__``, DLPack, ...), per L-BFGS
 evaluation, per Dask chunk and per minibatch; the working-memory accounting is
 measured with tracemalloc; no axis-0 reduction over many rows is left. The
 fused kernels' CUDA sources compile with nvcc and, through a small host shim
-(a thread per lane, a barrier per warp shuffle), run on the CPU against the
-generic path."""
+(a thread per lane, a barrier per warp shuffle), the softmax kernel runs on
+the CPU against the generic path (the update kernels: test_fused_updates.py)."""
 
 import shutil
 import subprocess
@@ -307,42 +307,18 @@ def test_one_device_generator_per_host_generator(fake_cupy):
 # -- the CUDA sources compile -------------------------------------------------------
 
 
-def _elementwise_wrapper(spec, name):
-    """The body of a CuPy ElementwiseKernel as a device function of its
-    parameters (inputs by value, outputs by reference), for float and double."""
-    in_params, out_params, body, _ = spec
-    ctype = {"T": "T", "int32": "int", "float32": "float", "float64": "double"}
-
-    def params(text, ref):
-        out = []
-        for p in text.split(","):
-            t, v = p.split()
-            out.append(f"{ctype[t]}{'&' if ref else ''} {v}")
-        return out
-
-    args = ", ".join(params(in_params, False) + params(out_params, True))
-    return (
-        f"template <typename T> __device__ void {name}({args}) {{ {body} }}\n"
-        f"template __device__ void {name}<float>("
-        + args.replace("T&", "float&").replace("T ", "float ")
-        + ");\n"
-        f"template __device__ void {name}<double>("
-        + args.replace("T&", "double&").replace("T ", "double ")
-        + ");\n"
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc (no GPU needed)")
 def test_cuda_sources_compile(tmp_path):
     from sksoftmax._cupy_kernels import kernel_sources
 
     sources = kernel_sources()
+    # The fused softmax step and the fused SGD/Adam updates, in both dtypes.
     units = {
         "softmax32": sources["softmax_ce_grad_float32"],
         "softmax64": sources["softmax_ce_grad_float64"],
-        "updates": _elementwise_wrapper(sources["sgd"], "sgd")
-        + _elementwise_wrapper(sources["adam"], "adam"),
+        "updates32": sources["updates_float32"],
+        "updates64": sources["updates_float64"],
     }
     paths = []
     for name, code in units.items():
@@ -505,78 +481,6 @@ def test_fused_kernel_source_matches_the_generic_path(
     assert not np.isnan(ce).any()
     assert_allclose(G, ref_G, rtol=0, atol=tol * 4)
     assert ce.sum() == pytest.approx(float(ref_loss), rel=tol)
-
-
-def test_fused_update_sources_match_the_optimizer_formulas(tmp_path):
-    """The SGD/Adam ElementwiseKernel bodies, compiled for the host and run
-    element by element, against MLPClassifier's update formulas."""
-    import ctypes
-
-    from sksoftmax._cupy_kernels import kernel_sources
-
-    if shutil.which("g++") is None:
-        pytest.skip("needs g++")
-    sources = kernel_sources()
-    code = (
-        "#include <cmath>\nusing std::sqrt;\n#define __device__\n"
-        + _elementwise_wrapper(sources["sgd"], "sgd")
-        + _elementwise_wrapper(sources["adam"], "adam")
-        + """
-extern "C" void sgd_all(double* p, double* v, const double* g, long n,
-                        double lr, double mu, int nesterov) {
-    for (long i = 0; i < n; ++i) sgd<double>(g[i], lr, mu, nesterov, p[i], v[i]);
-}
-extern "C" void adam_all(double* p, double* m, double* v, const double* g, long n,
-                         double lr, double b1, double b2, double eps) {
-    for (long i = 0; i < n; ++i) adam<double>(g[i], lr, b1, b2, eps, p[i], m[i], v[i]);
-}
-"""
-    )
-    src, lib_path = tmp_path / "updates.cpp", tmp_path / "updates.so"
-    src.write_text(code)
-    proc = subprocess.run(
-        ["g++", "-O1", "-shared", "-fPIC", str(src), "-o", str(lib_path)],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stderr
-    lib = ctypes.CDLL(str(lib_path))
-    rng = np.random.default_rng(0)
-    p, v, g = (rng.standard_normal(50) for _ in range(3))
-    ptr = ctypes.c_void_p
-    for nesterov in (1, 0):
-        P, V = p.copy(), v.copy()
-        lib.sgd_all(
-            ptr(P.ctypes.data),
-            ptr(V.ctypes.data),
-            ptr(g.ctypes.data),
-            ctypes.c_long(50),
-            ctypes.c_double(0.05),
-            ctypes.c_double(0.9),
-            ctypes.c_int(nesterov),
-        )
-        v_ref = 0.9 * v - 0.05 * g
-        p_ref = p + (0.9 * v_ref - 0.05 * g if nesterov else v_ref)
-        assert_allclose(V, v_ref, rtol=1e-14)
-        assert_allclose(P, p_ref, rtol=1e-14)
-    m, s = rng.standard_normal(50), rng.uniform(0, 1, 50)
-    P, M, S = p.copy(), m.copy(), s.copy()
-    lib.adam_all(
-        ptr(P.ctypes.data),
-        ptr(M.ctypes.data),
-        ptr(S.ctypes.data),
-        ptr(g.ctypes.data),
-        ctypes.c_long(50),
-        ctypes.c_double(1e-3),
-        ctypes.c_double(0.9),
-        ctypes.c_double(0.999),
-        ctypes.c_double(1e-8),
-    )
-    m_ref = 0.9 * m + 0.1 * g
-    s_ref = 0.999 * s + 0.001 * g * g
-    assert_allclose(M, m_ref, rtol=1e-14)
-    assert_allclose(S, s_ref, rtol=1e-12)
-    assert_allclose(P, p - 1e-3 * m_ref / (np.sqrt(s_ref) + 1e-8), rtol=1e-14)
 
 
 @pytest.fixture

@@ -358,3 +358,18 @@ def test_a_non_contiguous_gradient_is_made_contiguous(cupy_updates):
     g = on_device(np.arange(6.0).reshape(3, 2)).T
     kernels.sgd_update([W], [v], [g], lr=0.5, momentum=0.0, nesterov=False)
     assert_allclose(np.asarray(W), 1 - 0.5 * np.arange(6.0).reshape(3, 2).T)
+
+
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_a_nan_passes_the_soft_threshold_as_in_numpy(cupy_updates, solver):
+    """A diverged entry stays NaN (the divergence check sees it), not 0."""
+    rng = np.random.default_rng(3)
+    W = rng.standard_normal((2, d))
+    g = rng.standard_normal((2, d))
+    g[1, 2] = np.nan
+    ref = make_optimizer(solver, learning_rate_init=0.1, l1=0.2)
+    want = ref.update([W.copy()], [g], np)[0]
+    fused = make_optimizer(solver, learning_rate_init=0.1, l1=0.2)
+    got = fused.update([on_device(W)], [on_device(g)], cupy_updates.xp)[0]
+    assert np.isnan(want[1, 2]) and np.isnan(want).sum() == 1
+    assert_allclose(np.asarray(got), want, rtol=1e-13, atol=1e-14)

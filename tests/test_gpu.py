@@ -1,7 +1,9 @@
-"""What only a GPU can show: the fused CuPy kernels against the generic path
-(their reference), placement on the input's GPU, one device generator per fit,
-shuffled minibatches, the float64 loss, and a model fitted with
-``device="cuda"`` unpickled where CuPy cannot be imported.
+"""What only a GPU can show: the fused CuPy kernels against their references
+(the generic softmax path, the NumPy update of the optimizers; fits on CuPy
+equal to NumPy fits and through the fused update), placement on the input's
+GPU, one device generator per fit, shuffled minibatches, the float64 loss,
+and a model fitted with ``device="cuda"`` unpickled where CuPy cannot be
+imported.
 
 All tests here are marked ``gpu`` (skipped with the reason where no GPU is
 found); ``benchmarks/gpu_check.py`` runs them."""
@@ -10,10 +12,11 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
 import sksoftmax._backend as backend
 from sksoftmax import SoftmaxRegressionClassifier
@@ -67,29 +70,119 @@ def test_fused_softmax_matches_the_generic_path(cp, xp, dtype, K, weighted, eps)
     assert not cp.isnan(poison[:n]).any()  # every row written
 
 
-def test_fused_updates_match_the_generic_formulas(cp):
-    from sksoftmax._cupy_kernels import adam_update, sgd_update
+@pytest.fixture
+def fused_calls(monkeypatch):
+    """A list that gets the name of each fused update kernel call."""
+    import sksoftmax._cupy_kernels as kernels
 
-    rs = cp.random.RandomState(1)
-    p, v, g = (rs.standard_normal((7, 300), dtype=np.float32) for _ in range(3))
-    for nesterov in (True, False):
-        lr, mu = 0.05, 0.9
-        v_ref = mu * v - lr * g
-        p_ref = p + (mu * v_ref - lr * g if nesterov else v_ref)
-        P, V = p.copy(), v.copy()
-        sgd_update([P], [V], [g], lr=lr, momentum=mu, nesterov=nesterov)
-        assert_allclose(V.get(), v_ref.get(), rtol=1e-6, atol=1e-7)
-        assert_allclose(P.get(), p_ref.get(), rtol=1e-6, atol=1e-7)
-    m = rs.standard_normal((7, 300), dtype=np.float32)
-    s = rs.uniform(0, 1, (7, 300)).astype(np.float32)
-    b1, b2, eps, lr = 0.9, 0.999, 1e-8, 1e-3
-    m_ref = b1 * m + (1 - b1) * g
-    s_ref = b2 * s + (1 - b2) * g * g
-    p_ref = p - lr * m_ref / (cp.sqrt(s_ref) + eps)
-    P, M, S = p.copy(), m.copy(), s.copy()
-    adam_update([P], [M], [S], [g], lr=lr, beta_1=b1, beta_2=b2, epsilon=eps)
-    for got, ref in ((M, m_ref), (S, s_ref), (P, p_ref)):
-        assert_allclose(got.get(), ref.get(), rtol=1e-5, atol=1e-7)
+    calls = []
+    for name in ("sgd_update", "adam_update"):
+        real = getattr(kernels, name)
+
+        def counted(*args, __real=real, __name=name, **kwargs):
+            calls.append(__name)
+            return __real(*args, **kwargs)
+
+        monkeypatch.setattr(kernels, name, counted)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "solver,options",
+    [
+        ("sgd", {}),
+        ("sgd", {"nesterovs_momentum": False, "l1": 0.3, "average": True}),
+        ("sgd", {"momentum": 0.0, "l2": 2.0}),
+        ("adam", {}),
+        ("adam", {"l1": 1.0, "l2": 0.5, "average": True}),
+    ],
+)
+@pytest.mark.parametrize("per_feature", [False, True], ids=["scalar", "per-feature"])
+def test_fused_updates_match_the_numpy_update(
+    cp, xp, fused_calls, solver, options, per_feature, dtype
+):
+    """The CuPy branch of the optimizers (one fused launch per step) against
+    their NumPy update, step after step: momentum, Nesterov, the prox of
+    L1/L2 on W only, averaging."""
+    from sksoftmax._solvers.optimizers import make_optimizer
+
+    rng = np.random.default_rng(0)
+    k, d = 4, 300
+    if per_feature:
+        scale = np.linspace(0.2, 2.0, d)
+        options = {
+            key: value * scale if key in ("l1", "l2") else value
+            for key, value in options.items()
+        }
+    params = [(0.2 * rng.standard_normal((k, d))).astype(dtype), np.ones(k, dtype)]
+    ref = make_optimizer(solver, learning_rate_init=0.05, **options)
+    fused = make_optimizer(solver, learning_rate_init=0.05, **options)
+    host = [p.copy() for p in params]
+    dev = [cp.asarray(p) for p in params]
+    tol = 2e-5 if dtype == np.float32 else 1e-12
+    for step in range(6):
+        grads = [(0.5 * rng.standard_normal(p.shape)).astype(dtype) for p in params]
+        host = ref.update(host, grads, np)
+        dev = fused.update(dev, [cp.asarray(g) for g in grads], xp)
+        assert len(fused_calls) == step + 1
+        for got, want in zip(dev, host, strict=True):
+            assert got.dtype == dtype
+            assert_allclose(got.get(), want, rtol=tol, atol=tol)
+    if "l1" in options:
+        assert (host[0] == 0).any()
+        if dtype == np.float64:  # float32 may differ next to a threshold
+            assert_array_equal(dev[0].get() == 0, host[0] == 0)
+    if options.get("average"):
+        averages = zip(fused.state["average"], ref.state["average"], strict=True)
+        for got, want in averages:
+            assert_allclose(got.get(), want, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("l1_ratio", [0.0, 0.5])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_cupy_fit_with_l1_and_average_equals_the_numpy_fit(
+    cp, fused_calls, solver, l1_ratio, dtype
+):
+    """The same minibatches (shuffle=False) on CuPy and on NumPy give the
+    same model, through the fused update: one launch per minibatch. With
+    l1_ratio > 0 the reported model is the last proximal iterate (an average
+    would lose its zeros), so l1_ratio=0 checks the averaging end to end."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    rng = np.random.default_rng(0)
+    n, d, K, batch, epochs = 640, 12, 4, 64, 4
+    X = rng.standard_normal((n, d)) * rng.uniform(0.5, 3.0, d) + 1.0
+    y = np.argmax(X[:, :K] + rng.standard_normal((n, K)), axis=1)
+    X = X.astype(dtype)
+    params = dict(
+        solver=solver,
+        C=0.05,
+        l1_ratio=l1_ratio,
+        average=True,
+        batch_size=batch,
+        max_iter=epochs,
+        shuffle=False,
+        tol=0,
+        n_iter_no_change=100,
+        learning_rate_init=0.05,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        cpu = SoftmaxRegressionClassifier(**params).fit(X, y)
+        assert fused_calls == []
+        gpu = SoftmaxRegressionClassifier(**params).fit(cp.asarray(X), cp.asarray(y))
+    assert fused_calls == [f"{solver}_update"] * (epochs * n // batch)
+    tol = 1e-4 if dtype == np.float32 else 1e-9
+    coef, intercept = backend.to_numpy(gpu.coef_), backend.to_numpy(gpu.intercept_)
+    assert_allclose(coef, cpu.coef_, rtol=tol, atol=tol)
+    assert_allclose(intercept, cpu.intercept_, rtol=tol, atol=tol)
+    if l1_ratio:
+        assert (cpu.coef_ == 0).any()
+        if dtype == np.float64:  # float32 may differ next to a threshold
+            assert_array_equal(coef == 0, cpu.coef_ == 0)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

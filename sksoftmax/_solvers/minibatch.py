@@ -27,6 +27,7 @@ from .._backend import (
     is_cupy_namespace,
     is_numpy_namespace,
     is_sparse,
+    on_device,
     permutation,
     take_rows,
     to_numpy,
@@ -106,18 +107,29 @@ def chunk_pass(carry, X, target, sample_weight, *, loss, batch_size, shuffle):
     )
     has_b = len(params) == 2
     n = X.shape[0]
-    buffer = None
+    buffer = t_buffer = w_buffer = None
+    rows = min(batch_size, n)
     if is_numpy_namespace(xp) and not is_sparse(X):
-        buffer = np.empty((min(batch_size, n), X.shape[1]), dtype=X.dtype)
-    elif is_cupy_namespace(xp) and not is_sparse(X):
-        # One gather kernel per minibatch into a reused buffer, no allocation.
-        shape = (min(batch_size, n), X.shape[1])
-        buffer = xp.empty(shape, dtype=X.dtype, device=device(X))
+        buffer = np.empty((rows, X.shape[1]), dtype=X.dtype)
+    elif is_cupy_namespace(xp):
+        # One gather kernel per minibatch into buffers reused across the
+        # minibatches of the pass: no allocation for the rows, the targets
+        # or the weights (the state arrays are reused by the fused update).
+        with on_device(X):
+            if not is_sparse(X):
+                buffer = xp.empty((rows, X.shape[1]), dtype=X.dtype)
+            t_buffer = xp.empty((rows, *target.shape[1:]), dtype=target.dtype)
+            if sample_weight is not None:
+                w_buffer = xp.empty(rows, dtype=sample_weight.dtype)
     total = 0.0
     for idx in _batches(n, batch_size, carry.rng, shuffle, X, xp):
         Xb = take_rows(X, idx, xp, out=buffer)
-        tb = take_rows(target, idx, xp)
-        wb = None if sample_weight is None else take_rows(sample_weight, idx, xp)
+        tb = take_rows(target, idx, xp, out=t_buffer)
+        wb = (
+            None
+            if sample_weight is None
+            else take_rows(sample_weight, idx, xp, out=w_buffer)
+        )
         Jb, gW, gb = loss.loss_gradient_arrays(
             params[0], params[1] if has_b else None, Xb, tb, wb, xp=xp
         )
