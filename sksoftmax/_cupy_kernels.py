@@ -3,8 +3,9 @@
 The array-API code in :mod:`sksoftmax._loss` and the NumPy update of
 :mod:`sksoftmax._solvers.optimizers` are the reference: every kernel here
 computes the same numbers in fewer launches. On the generic path one SGD/Adam
-minibatch launches dozens of small kernels (the update alone 26 to 43, see
-``optimizers.py``), so small batches are bound by launch latency. Here:
+minibatch launches dozens of small kernels (the update alone 14 to 43 on the
+Array API path of ``optimizers.py``), so small batches are bound by launch
+latency. Here:
 
 * ``softmax_ce_grad``: the softmax - target x weight step, one launch;
 * ``sgd_update`` / ``adam_update``: the whole update of one minibatch, one
