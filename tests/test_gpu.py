@@ -142,20 +142,25 @@ def test_fused_updates_match_the_numpy_update(
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("l1_ratio", [0.0, 0.5])
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
+@pytest.mark.parametrize("target", ["codes", "soft"])
 def test_cupy_fit_with_l1_and_average_equals_the_numpy_fit(
-    cp, fused_calls, solver, l1_ratio, dtype
+    cp, fused_calls, solver, l1_ratio, dtype, target
 ):
     """The same minibatches (shuffle=False) on CuPy and on NumPy give the
     same model, through the fused update: one launch per minibatch. With
     l1_ratio > 0 the reported model is the last proximal iterate (an average
-    would lose its zeros), so l1_ratio=0 checks the averaging end to end."""
+    would lose its zeros), so l1_ratio=0 checks the averaging end to end.
+    Sample weights and soft targets go through the reused gather buffers."""
     from sklearn.exceptions import ConvergenceWarning
 
     rng = np.random.default_rng(0)
     n, d, K, batch, epochs = 640, 12, 4, 64, 4
     X = rng.standard_normal((n, d)) * rng.uniform(0.5, 3.0, d) + 1.0
     y = np.argmax(X[:, :K] + rng.standard_normal((n, K)), axis=1)
+    if target == "soft":
+        y = 0.7 * np.eye(K)[y] + 0.3 * rng.dirichlet(np.ones(K), n)
     X = X.astype(dtype)
+    sw = rng.uniform(0.5, 2.0, n).astype(dtype)
     params = dict(
         solver=solver,
         C=0.05,
@@ -171,9 +176,11 @@ def test_cupy_fit_with_l1_and_average_equals_the_numpy_fit(
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        cpu = SoftmaxRegressionClassifier(**params).fit(X, y)
+        cpu = SoftmaxRegressionClassifier(**params).fit(X, y, sample_weight=sw)
         assert fused_calls == []
-        gpu = SoftmaxRegressionClassifier(**params).fit(cp.asarray(X), cp.asarray(y))
+        gpu = SoftmaxRegressionClassifier(**params).fit(
+            cp.asarray(X), cp.asarray(y), sample_weight=cp.asarray(sw)
+        )
     assert fused_calls == [f"{solver}_update"] * (epochs * n // batch)
     tol = 1e-4 if dtype == np.float32 else 1e-9
     coef, intercept = backend.to_numpy(gpu.coef_), backend.to_numpy(gpu.intercept_)

@@ -24,6 +24,7 @@ from .._backend import (
     asarray_like,
     device,
     get_namespace,
+    is_cupy_array,
     is_cupy_namespace,
     is_numpy_namespace,
     is_sparse,
@@ -92,6 +93,13 @@ def _batches(n, batch_size, rng, shuffle, like, xp):
     return [order[i : min(i + batch_size, n)] for i in range(0, n, batch_size)]
 
 
+def _gather_buffer(a, rows, xp):
+    """A CuPy buffer for ``rows`` rows of the CuPy array ``a`` (else None)."""
+    if not is_cupy_array(a):
+        return None
+    return xp.empty((rows, *a.shape[1:]), dtype=a.dtype)
+
+
 def chunk_pass(carry, X, target, sample_weight, *, loss, batch_size, shuffle):
     """Minibatch updates over the rows of one chunk, in the chunk's namespace.
 
@@ -118,9 +126,8 @@ def chunk_pass(carry, X, target, sample_weight, *, loss, batch_size, shuffle):
         with on_device(X):
             if not is_sparse(X):
                 buffer = xp.empty((rows, X.shape[1]), dtype=X.dtype)
-            t_buffer = xp.empty((rows, *target.shape[1:]), dtype=target.dtype)
-            if sample_weight is not None:
-                w_buffer = xp.empty(rows, dtype=sample_weight.dtype)
+            t_buffer = _gather_buffer(target, rows, xp)
+            w_buffer = _gather_buffer(sample_weight, rows, xp)
     total = 0.0
     for idx in _batches(n, batch_size, carry.rng, shuffle, X, xp):
         Xb = take_rows(X, idx, xp, out=buffer)
