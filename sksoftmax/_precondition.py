@@ -23,7 +23,7 @@ import copy
 
 import numpy as np
 
-from ._backend import asarray_like, get_namespace, is_sparse, to_numpy
+from ._backend import asarray_like, device, get_namespace, is_sparse, to_numpy
 
 __all__ = [
     "ColumnStats",
@@ -179,6 +179,26 @@ class Preconditioner:
     def __init__(self, scale, mean):
         self.scale = np.asarray(scale, dtype=np.float64)
         self.mean = np.asarray(mean, dtype=np.float64)
+        # Copies of scale and mean per (namespace, device, dtype): a minibatch
+        # on a GPU would otherwise copy both from the host at every step.
+        self._placed = {}
+
+    def __getstate__(self):
+        # Device copies stay where they were made (a pickle must load
+        # without CuPy).
+        return {**self.__dict__, "_placed": {}}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.__dict__.setdefault("_placed", {})
+
+    def _on(self, name, ref, xp):
+        """``self.<name>`` in the namespace, device and dtype of ``ref``."""
+        key = (name, getattr(xp, "__name__", id(xp)), str(device(ref)), str(ref.dtype))
+        placed = self._placed.get(key)
+        if placed is None:
+            placed = self._placed[key] = _like(getattr(self, name), ref, xp)
+        return placed
 
     @classmethod
     def identity(cls, n_features):
@@ -199,19 +219,18 @@ class Preconditioner:
     def to_original(self, V, c):
         """``(W, b)`` of scaled parameters; any namespace (``V`` decides)."""
         xp = get_namespace(V)
-        s = _like(self.scale, V, xp)
-        W = V / s
+        W = V / self._on("scale", V, xp)
         if c is None:
             return W, None
-        return W, c - W @ _like(self.mean, V, xp)
+        return W, c - W @ self._on("mean", V, xp)
 
     def gradient_to_scaled(self, gW, gb):
         """Chain rule: ``(dJ/dV, dJ/dc)`` from ``(dJ/dW, dJ/db)``."""
         xp = get_namespace(gW)
-        s = _like(self.scale, gW, xp)
+        s = self._on("scale", gW, xp)
         if gb is None:
             return gW / s, None
-        mu = _like(self.mean, gW, xp)
+        mu = self._on("mean", gW, xp)
         return (gW - gb[:, None] * mu[None, :]) / s, gb
 
 

@@ -130,6 +130,33 @@ def test_no_transfer_per_minibatch(transfers, solver):
     assert counts[16] == counts[256], counts
 
 
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_preconditioner_is_copied_to_the_device_once(monkeypatch, solver):
+    """The scales and means of the change of variables reach the device once
+    per fit, not once per minibatch (host-to-device copies)."""
+    import sksoftmax._precondition as precondition
+
+    copies = []
+    original = precondition.asarray_like
+
+    def counted(a, like, **kwargs):
+        copies.append(np.shape(a))
+        return original(a, like, **kwargs)
+
+    monkeypatch.setattr(precondition, "asarray_like", counted)
+    X, y, _ = problem(n=256)
+    Xd, yd = on_device1(X), on_device1(y)
+    counts = {}
+    for batch_size in (256, 16):  # 1 and 16 minibatches per epoch
+        del copies[:]
+        with pytest.warns(Warning):  # max_iter reached
+            SoftmaxRegressionClassifier(
+                solver=solver, batch_size=batch_size, max_iter=3, random_state=0
+            ).fit(Xd, yd)
+        counts[batch_size] = len(copies)
+    assert 0 < counts[16] == counts[256], counts
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_loss_is_accumulated_in_float64(dtype):
     """float32 data: the loss is summed in float64 as on the CPU, the
