@@ -83,7 +83,11 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         apart from zero by J. That floor is about 1e-8 for standardized
         features and higher for features of large scale (measured: 1.7e-8
         on iris, 1.4e-5 on the raw wine data); a ``tol`` below it stops
-        there, counted as converged, without a warning. SGD/Adam: the
+        there, counted as converged, without a warning. With
+        ``precondition=True``, a stop on that rule while the gradient in
+        the scaled variables is still above 1e-6 (a stall of L-BFGS-B's
+        curvature pairs, not the floor) starts L-BFGS again from there, up
+        to 5 times. SGD/Adam: the
         improvement in objective (or validation score) below which an epoch
         counts as no improvement.
     max_iter : int >= 1, default=100
@@ -103,7 +107,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         (half the top eigenvalue of the features' second moment plus one for
         the intercept, moving toward half the largest squared row norm as
         the batch shrinks; the L2 term is taken by a proximal step); for
-        Adam, 0.03 in the preconditioned (standardized) variables.
+        Adam, 0.02 in the preconditioned (standardized) variables.
         ``partial_fit`` fixes it on its first call. Dask and memmap input
         estimate the curvature on their first chunk.
     power_t : float >= 0, default=0.5
@@ -157,8 +161,11 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         changed and the objective J, its optimum and the meaning of ``tol``
         stay the same; only the path changes, which converges in far fewer
         iterations on features of different scales or far from zero. Costs
-        one pass over X for the statistics. Set False to reproduce earlier
-        versions' iterates, or to skip that pass on standardized data.
+        one pass over X for the statistics. L-BFGS then also keeps 20
+        curvature pairs instead of 10 (10 where the extra pairs would take
+        over 256 MiB). Set False to reproduce earlier versions' iterates
+        (LogisticRegression's L-BFGS path), or to skip that pass on
+        standardized data.
     average : bool, default=True
         SGD/Adam: report the polynomial-decay average of the iterates
         (Shamir and Zhang, 2013; the weight of step ``t`` grows as ``t^3``,

@@ -124,7 +124,7 @@ def test_default_step_formula():
         batch_size=1,
         n_samples=100,
         momentum=0.9,
-    ) == pytest.approx(0.03)
+    ) == pytest.approx(0.02)
 
 
 # -- the update rules ----------------------------------------------------------
