@@ -60,11 +60,18 @@ def is_foreign_array(X):
     return is_array_api_obj(X) and not is_numpy_array(X) and not sp.issparse(X)
 
 
+# array-api-compat's NumPy namespace, found once: NumPy arrays are the common
+# case, and a fit on small data asks for it many times per evaluation.
+_NUMPY_XP = array_namespace(np.empty(0))
+
+
 def get_namespace(*arrays, xp=None):
     """The Array API namespace of ``arrays`` (SciPy sparse counts as NumPy,
     CuPy sparse as CuPy)."""
     if xp is not None:
         return xp
+    if all(type(a) is np.ndarray for a in arrays):
+        return _NUMPY_XP
     for a in arrays:
         if is_cupy_sparse(a):
             import cupy
@@ -294,8 +301,10 @@ def import_cupy():
 def asarray_like(a, like, *, dtype=None, xp=None):
     """``a`` (e.g. a NumPy parameter vector) in the namespace and on the
     device of ``like``, with ``like``'s dtype unless ``dtype`` is given."""
-    xp = get_namespace(like, xp=xp)
     dtype = like.dtype if dtype is None else dtype
+    if type(like) is np.ndarray:
+        return np.asarray(a, dtype=dtype)
+    xp = get_namespace(like, xp=xp)
     if sp.issparse(like):
         return np.asarray(a, dtype=dtype)
     if is_sparse(like):  # CuPy sparse: dense parameters on the current GPU

@@ -5,6 +5,7 @@ from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
+from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.metrics import accuracy_score
 from sklearn.utils._param_validation import Interval, Options, StrOptions
@@ -819,3 +820,37 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 y, pred, labels=self.classes_, sample_weight=sample_weight
             )
         return float(accuracy_score(y, pred, sample_weight=sample_weight))
+
+
+def fit_warm_path(estimator, X, y, sample_weight, Cs):
+    """Fit ``estimator`` at each ``C`` of ``Cs`` in turn, each fit starting
+    from the previous one; yields the estimator after each fit.
+
+    Every step trains exactly as ``estimator.set_params(C=C,
+    warm_start=True).fit(X, y, sample_weight=sample_weight)`` would after
+    the previous step (the same validated data, the same start, the same
+    solver and stopping rule), but the parameters, ``X``, ``y`` and
+    ``sample_weight`` are checked, and the labels encoded, once for the
+    whole path: :class:`~sksoftmax.SoftmaxRegressionCV` fits each fold's
+    path of ``C`` this way. The estimator is left with ``warm_start=True``
+    and the last ``C``.
+    """
+    estimator.set_params(warm_start=True)
+    estimator._validate_params()
+    # fit's own context (_fit_context): nested scikit-learn calls skip their
+    # parameter checks.
+    with config_context(skip_parameter_validation=True):
+        data = estimator._training_data(X, y, sample_weight, reset=True)
+        params = estimator.get_params()
+    for C in Cs:
+        params["C"] = estimator.C = C
+        fitted = hasattr(estimator, "classes_")
+        with config_context(skip_parameter_validation=True):
+            result = train(
+                data,
+                params,
+                previous=estimator._previous() if fitted else None,
+                callback=estimator._callback(),
+            )
+        estimator._store(result, data.place)
+        yield estimator

@@ -22,17 +22,20 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from . import _prediction as prediction
 from ._backend import (
     asarray_like,
     get_namespace,
     index_on_device,
     is_foreign_array,
+    limit_scipy_blas_threads,
     take_rows,
     to_numpy,
 )
-from ._classifier import SoftmaxRegressionClassifier
+from ._classifier import SoftmaxRegressionClassifier, fit_warm_path
 from ._docs import DOC_LINK_TEMPLATE, doc_link_params
-from .metrics import neg_cross_entropy_scorer
+from ._functional import log_softmax, softmax
+from .metrics import neg_cross_entropy_of_log_proba, neg_cross_entropy_scorer
 
 __all__ = ["SoftmaxRegressionCV"]
 
@@ -287,11 +290,11 @@ class SoftmaxRegressionCV(ClassifierMixin, BaseEstimator):
             _check_every_class_in_every_fold(np.asarray(y_np).ravel(), folds, classes)
         params = {name: getattr(self, name) for name in _PASSED_ON}
         params["class_weight"] = self._fold_class_weight(y_np, soft, classes)
-        scorer = _scorer(self.scoring)
+        _scorer(self.scoring)  # an unknown name fails here, before any fit
         order = np.argsort(Cs, kind="stable")  # strong -> weak penalty
         paths = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(
             delayed(_fit_path)(
-                X, y, sample_weight, train, test, Cs[order], l1, params, scorer
+                X, y, sample_weight, train, test, Cs[order], l1, params, self.scoring
             )
             for train, test in folds
             for l1 in l1_ratios
@@ -463,9 +466,10 @@ def _check_every_class_in_every_fold(y, folds, classes):
             )
 
 
-def _fit_path(X, y, sample_weight, train, test, Cs, l1_ratio, params, scorer):
+def _fit_path(X, y, sample_weight, train, test, Cs, l1_ratio, params, scoring):
     """One training fold, one ``l1_ratio``, every ``C`` in increasing order,
-    each fit warm-started from the previous one."""
+    each fit warm-started from the previous one; the fold is checked once
+    (:func:`~sksoftmax._classifier.fit_warm_path`)."""
     X_train, X_test = _rows(X, train), _rows(X, test)
     y_train, y_test = _rows(y, train), _rows(y, test)
     sw_train = sw_test = None
@@ -473,27 +477,105 @@ def _fit_path(X, y, sample_weight, train, test, Cs, l1_ratio, params, scorer):
         sw = np.asarray(to_numpy(sample_weight))
         sw_train, sw_test = sw[train], sw[test]
     # Python floats: a NumPy scalar parameter meets Array API arrays badly.
-    est = SoftmaxRegressionClassifier(
-        l1_ratio=float(l1_ratio), warm_start=True, **params
-    )
+    est = SoftmaxRegressionClassifier(l1_ratio=float(l1_ratio), **params)
+    held_out = _HeldOut(X_test, y_test, sw_test, scoring)
     scores, n_iter, coefs = [], [], []
-    for C in Cs:
-        est.set_params(C=float(C)).fit(X_train, y_train, sample_weight=sw_train)
-        if sw_test is None:
-            scores.append(float(scorer(est, X_test, y_test)))
-        else:
-            scores.append(float(scorer(est, X_test, y_test, sample_weight=sw_test)))
-        n_iter.append(est.n_iter_)
-        W = to_numpy(est.coef_)
-        if params["fit_intercept"]:
-            W = np.column_stack([W, to_numpy(est.intercept_)])
-        coefs.append(np.asarray(W, dtype=np.float64))
+    # One limit of SciPy's BLAS threads for the whole path, not one per fit.
+    with limit_scipy_blas_threads():
+        path = fit_warm_path(est, X_train, y_train, sw_train, [float(C) for C in Cs])
+        for fitted in path:
+            scores.append(held_out.score(fitted))
+            n_iter.append(fitted.n_iter_)
+            W = to_numpy(fitted.coef_)
+            if params["fit_intercept"]:
+                W = np.column_stack([W, to_numpy(fitted.intercept_)])
+            coefs.append(np.asarray(W, dtype=np.float64))
     return {
         "scores": np.array(scores),
         "n_iter": np.array(n_iter),
         "coefs": np.array(coefs),
         "estimator": est,
     }
+
+
+class _HeldOut:
+    """The score of each fit of a path on the held-out rows of its fold.
+
+    The default scoring (:data:`~sksoftmax.metrics.neg_cross_entropy_scorer`)
+    and ``"neg_log_loss"`` are computed here from the model's probabilities,
+    the same numbers as the scorers give, without their checks of the
+    targets at every ``C`` (the targets are encoded once per fold). Any
+    other scoring calls its scorer.
+    """
+
+    def __init__(self, X, y, sample_weight, scoring):
+        self.X, self.y, self.sample_weight = X, y, sample_weight
+        self.scorer = _scorer(scoring)
+        self.rule = None
+        y = np.asarray(to_numpy(y))
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        self.y_np = y
+        if self.scorer is neg_cross_entropy_scorer:
+            self.rule = "cross_entropy"
+        elif isinstance(scoring, str) and scoring == "neg_log_loss" and y.ndim == 1:
+            self.rule = "log_loss"
+
+    def score(self, est):
+        if self.rule is not None:
+            classes = est.classes_
+            if self.rule == "cross_entropy":
+                return self._cross_entropy(est, classes)
+            # scikit-learn's log_loss takes the classes from y_true: a fold
+            # that lacks one is left to its scorer (and its error).
+            if np.unique(self.y_np).shape[0] == classes.shape[0]:
+                return self._log_loss(est, classes)
+        if self.sample_weight is None:
+            return float(self.scorer(est, self.X, self.y))
+        return float(self.scorer(est, self.X, self.y, sample_weight=self.sample_weight))
+
+    def _targets(self, classes):
+        """The held-out targets as float64 rows (one-hot for labels), once."""
+        if getattr(self, "_Y", None) is None:
+            if self.y_np.ndim == 2:
+                self._Y = np.asarray(self.y_np, dtype=np.float64)
+            else:
+                self._Y = np.eye(classes.shape[0])[self._codes(classes)]
+        return self._Y
+
+    def _codes(self, classes):
+        return np.searchsorted(classes, self.y_np)
+
+    def _logits(self, est):
+        """The model's logits of the held-out rows, in the namespace where
+        they were computed (the rows are those of the checked ``X``)."""
+        logits, xp, _ = prediction.logits(
+            self.X, est.coef_, est.intercept_, len(est.classes_), est.device
+        )
+        return logits, xp
+
+    def _cross_entropy(self, est, classes):
+        # predict_log_proba's arithmetic, without checking X again
+        logits, xp = self._logits(est)
+        log_p = np.asarray(to_numpy(log_softmax(logits, axis=1, xp=xp)), np.float64)
+        return neg_cross_entropy_of_log_proba(
+            self._targets(classes), log_p, self.sample_weight
+        )
+
+    def _log_loss(self, est, classes):
+        """``neg_log_loss`` as scikit-learn's scorer computes it from
+        ``predict_proba``: for two classes the probability of class 0 is
+        ``1 - p_1`` (the scorer passes the positive column only),
+        probabilities are clipped to ``[eps, 1 - eps]`` of their dtype, and
+        the loss is the weighted mean of ``-log p_true``."""
+        logits, xp = self._logits(est)
+        proba = to_numpy(softmax(logits, axis=1, xp=xp))
+        if proba.shape[1] == 2:
+            proba = np.column_stack([1 - proba[:, 1], proba[:, 1]])
+        eps = np.finfo(proba.dtype).eps
+        p_true = proba[np.arange(proba.shape[0]), self._codes(classes)]
+        loss = -np.log(np.clip(p_true, eps, 1 - eps)).astype(np.float64)
+        return -float(np.average(loss, weights=self.sample_weight))
 
 
 def _rows(a, idx):

@@ -12,6 +12,7 @@ Two layers, kept apart as in scikit-learn's ``_loss`` vs ``_linear_loss``:
 import threading
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn import get_config
 
 from ._backend import (
@@ -44,6 +45,13 @@ _MIN_BLOCK_ROWS = 512
 # A single block whose products are under this many flops each runs with
 # NumPy's BLAS on one thread (see _cpu_kernels.map_groups).
 _SMALL_FLOPS = 2**25
+# Products that OpenBLAS runs on one thread by itself: its gemv (one logit,
+# binary problems) threads from m * n = 2,304 * 4 on, its gemm from m * n * k
+# = 65,536 * 4 on (GEMM_MULTITHREAD_THRESHOLD = 4). Below, holding NumPy's
+# BLAS at one thread buys nothing and costs about 10 us per evaluation
+# (a third of one on iris).
+_GEMV_ONE_THREAD = 2304 * 4
+_GEMM_ONE_THREAD = 65536 * 4
 
 
 def _target_dot(logits, target, xp, onehot=None):
@@ -226,6 +234,12 @@ def _softmax_ce_numpy(Z, target, weights, eps, *, flat_index=None, work=None):
         Z *= weights
         ce *= weights
     return np.add.reduce(ce, dtype=np.float64)
+
+
+def _blas_on_one_thread(m, d, k):
+    """True when OpenBLAS runs the products of an (m, d) block with k logits
+    on one thread by itself (gemv for k = 1, else gemm)."""
+    return m * d < _GEMV_ONE_THREAD if k == 1 else m * d * k <= _GEMM_ONE_THREAD
 
 
 def _reduce_classes(ufunc, Z, out):
@@ -516,6 +530,7 @@ class LinearSoftmaxLoss:
 
         groups = block_groups(n, step)
         small = 2 * n * X.shape[1] * self.n_logits < _SMALL_FLOPS
+        small = small and not _blas_on_one_thread(step, X.shape[1], self.n_logits)
         parts = map_groups(
             run, groups, threads=1 if is_sparse(X) else None, small=small
         )
@@ -591,18 +606,25 @@ class LinearSoftmaxLoss:
         the device of ``X``: off NumPy, the loss and both gradients come back
         as one packed float64 vector, one device-to-host transfer per call.
         """
-        xp = get_namespace(X)
-        with on_device(X):
-            W, b = self.unpack(asarray_like(coef, X, xp=xp), xp=xp)
-            loss, gW, gb = self.loss_gradient_arrays(
-                W, b, X, target, sample_weight, xp=xp
-            )
-            if not is_numpy_namespace(xp):
-                host = to_numpy(self.pack(loss, gW, gb, xp=xp))
-                host = np.asarray(host, dtype=np.float64)
-                return float(host[0]), host[1:]
-        grad = np.empty(self.n_params, dtype=np.float64)
         k, d = self.n_logits, self.n_features
+        if type(X) is np.ndarray or sp.issparse(X):
+            # NumPy, without the namespace plumbing (it shows on small data)
+            b = coef[k * d :] if self.fit_intercept else None
+            loss, gW, gb = self._loss_gradient_numpy(
+                coef[: k * d].reshape(k, d), b, X, target, sample_weight
+            )
+        else:
+            xp = get_namespace(X)
+            with on_device(X):
+                W, b = self.unpack(asarray_like(coef, X, xp=xp), xp=xp)
+                loss, gW, gb = self.loss_gradient_arrays(
+                    W, b, X, target, sample_weight, xp=xp
+                )
+                if not is_numpy_namespace(xp):
+                    host = to_numpy(self.pack(loss, gW, gb, xp=xp))
+                    host = np.asarray(host, dtype=np.float64)
+                    return float(host[0]), host[1:]
+        grad = np.empty(self.n_params, dtype=np.float64)
         grad[: k * d] = to_numpy(gW).ravel()
         if gb is not None:
             grad[k * d :] = to_numpy(gb)

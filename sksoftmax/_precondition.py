@@ -20,6 +20,7 @@ block in the scaled variables, for the default step of SGD and Adam.
 """
 
 import copy
+import weakref
 
 import numpy as np
 
@@ -279,22 +280,37 @@ class ScaledProblem:
         return self._join(*self.pre.to_scaled(*self._split(coef)))
 
     def to_original(self, z):
-        """Flat scaled ``[V, c]`` -> flat original ``[W, b]``."""
-        return self._join(*self.pre.to_original(*self._split(z)))
+        """Flat scaled ``[V, c]`` -> flat original ``[W, b]``:
+        :meth:`Preconditioner.to_original` on the flat NumPy vector."""
+        m = self.n_logits * self.n_features
+        coef = np.empty(z.shape[0])
+        W = coef[:m].reshape(self.n_logits, self.n_features)
+        np.divide(z[:m].reshape(W.shape), self.pre.scale, out=W)
+        if self.fit_intercept:
+            np.subtract(z[m:], W @ self.pre.mean, out=coef[m:])
+        return coef
 
     def loss_gradient(self, z, X, target, sample_weight=None):
         """``(J, dJ/dz)``: J on the raw X, gradient in the scaled variables."""
-        if self._last is not None and np.array_equal(z, self._last[0]):
-            return self._last[1], self._last[2].copy()
+        last = self._last
+        if last is not None and np.array_equal(z, last[0]):
+            return last[1], last[2].copy()
         f, g = self.loss.loss_gradient(self.to_original(z), X, target, sample_weight)
-        gz = self._join(*self.pre.gradient_to_scaled(*self._split(g)))
-        self.last_gradient, self._last = g, (np.array(z), f, gz)
+        # gradient_to_scaled on the flat vectors (NumPy, float64), in place
+        m = self.n_logits * self.n_features
+        gz = g.copy()
+        gV = gz[:m].reshape(self.n_logits, self.n_features)
+        if self.fit_intercept:
+            gV -= np.multiply.outer(gz[m:], self.pre.mean)
+        gV /= self.pre.scale
+        self.last_gradient, self._last = g, (z.copy(), f, gz)
         return f, gz.copy()
 
     def gradient_at(self, z, *args):
         """The original-variable gradient at ``z`` (cached when ``z`` was the
         last point evaluated, which is L-BFGS-B's accepted iterate)."""
-        self.loss_gradient(z, *args)
+        if self._last is None or not np.array_equal(z, self._last[0]):
+            self.loss_gradient(z, *args)
         return self.last_gradient
 
 
@@ -622,9 +638,17 @@ def chunk_curvature(chunk, pre):
     return block_curvature(X, pre, sample_weight)
 
 
+# The column statistics of each row source, gathered once: SoftmaxRegressionCV
+# fits the same validated rows at every C of a path (the scales still follow
+# each C's L2 strength).
+_ROWS_STATS = weakref.WeakKeyDictionary()
+
+
 def rows_preconditioner(rows, loss, *, enabled):
     """The L-BFGS preconditioner of a row source, or None when disabled."""
     if not enabled:
         return None
-    stats = rows_column_stats(rows)
+    stats = _ROWS_STATS.get(rows)
+    if stats is None:
+        stats = _ROWS_STATS[rows] = rows_column_stats(rows)
     return stats.preconditioner(center=loss.fit_intercept, alpha=loss.alpha)

@@ -209,9 +209,7 @@ class _CrossEntropyScorer:
             log_p = np.log(np.clip(proba, np.finfo(proba.dtype).eps, 1.0))
         Y = _as_target_matrix(y_true, log_p.shape[1], estimator.classes_)
         check_consistent_length(Y, log_p)
-        # 0 * log(0) counts 0: only the target's support enters.
-        per_sample = -np.sum(np.where(Y > 0, Y * log_p, 0.0), axis=1)
-        return -_weighted_mean(per_sample, sample_weight)
+        return neg_cross_entropy_of_log_proba(Y, log_p, sample_weight)
 
     def __repr__(self):
         return "neg_cross_entropy_scorer"
@@ -224,6 +222,15 @@ class _CrossEntropyScorer:
 #: ``neg_log_loss``) or rows of class probabilities whose columns follow
 #: ``estimator.classes_``. Higher is better.
 neg_cross_entropy_scorer = _CrossEntropyScorer()
+
+
+def neg_cross_entropy_of_log_proba(Y, log_p, sample_weight=None):
+    """The value of :data:`neg_cross_entropy_scorer` from float64 targets ``Y``
+    (n, K) (one-hot rows for class labels) and log-probabilities ``log_p``
+    (n, K), checked by the caller."""
+    # 0 * log(0) counts 0: only the target's support enters.
+    per_sample = -np.sum(np.where(Y > 0, Y * log_p, 0.0), axis=1)
+    return -_weighted_mean(per_sample, sample_weight)
 
 
 def _as_probabilities(y_prob):
