@@ -24,7 +24,7 @@ from ._backend import (
 from ._calibration import fit_temperature
 from ._cpu_kernels import predict_proba_numpy
 from ._data import is_dask_collection
-from ._docs import DOC_LINK_TEMPLATE, doc_link_params
+from ._docs import doc_link_params, doc_link_template
 from ._functional import log_softmax, softmax
 from ._solvers.minibatch import map_state
 from ._training import Previous, train
@@ -244,7 +244,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
     # The "?" link of the HTML representation (Jupyter) opens the API docs.
     _doc_link_module = "sksoftmax"
-    _doc_link_template = DOC_LINK_TEMPLATE
+    _doc_link_template = property(lambda self: doc_link_template())
     _doc_link_url_param_generator = doc_link_params
 
     _parameter_constraints = {

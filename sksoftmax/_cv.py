@@ -33,7 +33,7 @@ from ._backend import (
     to_numpy,
 )
 from ._classifier import SoftmaxRegressionClassifier, fit_warm_path
-from ._docs import DOC_LINK_TEMPLATE, doc_link_params
+from ._docs import doc_link_params, doc_link_template
 from ._functional import log_softmax, softmax
 from .metrics import neg_cross_entropy_of_log_proba, neg_cross_entropy_scorer
 
@@ -166,7 +166,7 @@ class SoftmaxRegressionCV(ClassifierMixin, BaseEstimator):
     """
 
     _doc_link_module = "sksoftmax"
-    _doc_link_template = DOC_LINK_TEMPLATE
+    _doc_link_template = property(lambda self: doc_link_template())
     _doc_link_url_param_generator = doc_link_params
 
     _parameter_constraints = {

@@ -2,6 +2,7 @@
 copy of a fitted estimator, the temperature-bound warning, the doc link,
 py.typed, a readable help() and skops persistence."""
 
+import importlib.metadata
 import importlib.util
 import pydoc
 import warnings
@@ -24,6 +25,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import sksoftmax
+import sksoftmax._docs
 from sksoftmax import (
     SoftmaxRegressionClassifier,
     SoftmaxRegressionCV,
@@ -214,8 +216,15 @@ def test_calibrating_normal_data_does_not_warn():
 
 
 def test_html_repr_links_to_the_project_docs():
+    """The "?" link is pyproject's [project.urls] Documentation, as the
+    installed metadata declares it (the only copy of the URL)."""
     with open(ROOT / "pyproject.toml", "rb") as f:
         docs = tomllib.load(f)["project"]["urls"]["Documentation"]
+    installed = importlib.metadata.metadata("sksoftmax").get_all("Project-URL")
+    assert f"Documentation, {docs}" in (installed or []), (
+        "the installed metadata of sksoftmax is not this pyproject.toml's: "
+        "reinstall it (pip install -e .)"
+    )
     for est in (SoftmaxRegressionClassifier(), SoftmaxRegressionCV()):
         link = est._get_doc_link()
         assert link == f"{docs}#{type(est).__name__.lower()}"
@@ -223,6 +232,20 @@ def test_html_repr_links_to_the_project_docs():
     readme = (ROOT / "README.md").read_text()
     assert "### SoftmaxRegressionClassifier" in readme
     assert "### SoftmaxRegressionCV" in readme
+
+
+def test_no_doc_link_without_installed_metadata(monkeypatch):
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(sksoftmax._docs.metadata, "metadata", missing)
+    sksoftmax._docs.docs_url.cache_clear()
+    try:
+        est = SoftmaxRegressionClassifier()
+        assert est._get_doc_link() == ""
+        assert "SoftmaxRegressionClassifier" in est._repr_html_()
+    finally:
+        sksoftmax._docs.docs_url.cache_clear()
 
 
 def test_py_typed_is_shipped():

@@ -1,5 +1,6 @@
 """SoftmaxRegressionCV against LogisticRegressionCV, and on soft labels."""
 
+import copy
 import warnings
 
 import numpy as np
@@ -8,13 +9,14 @@ from joblib import parallel_config
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.datasets import load_digits, load_iris, load_wine, make_classification
 from sklearn.linear_model import LogisticRegressionCV
+from sklearn.metrics import get_scorer, log_loss
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sksoftmax import SoftmaxRegressionClassifier, SoftmaxRegressionCV
 from sksoftmax._compat import skip_logistic_regression_cv_reference
-from sksoftmax.metrics import cross_entropy
+from sksoftmax.metrics import cross_entropy, neg_cross_entropy_scorer
 
 TIGHT = dict(tol=1e-10, max_iter=10_000)
 
@@ -202,3 +204,85 @@ def test_array_api_input_stays_in_its_namespace():
         assert_allclose(np.asarray(clf.coef_), ref.coef_, rtol=1e-5, atol=1e-7)
         pred = clf.predict(xps.asarray(X))
         assert_array_equal(np.asarray(pred), ref.predict(X))
+
+
+def _warm_path(X, y, sw, Cs, **params):
+    """The public route the CV's path must equal: one estimator, warm-started
+    from C to C; a copy of its state after each fit."""
+    est = SoftmaxRegressionClassifier(warm_start=True, **params)
+    fits = []
+    for C in Cs:
+        est.set_params(C=C).fit(X, y, sample_weight=sw)
+        fits.append(copy.deepcopy(est))
+    return fits
+
+
+@pytest.mark.parametrize(
+    "dtype, weighted, binary",
+    [(np.float64, False, False), (np.float64, True, True), (np.float32, True, False)],
+    ids=["f64", "f64-weights-binary", "f32-weights"],
+)
+def test_fold_path_equals_warm_started_public_fits(dtype, weighted, binary):
+    """Each fit of a fold's path is exactly SoftmaxRegressionClassifier(C=...,
+    warm_start=True).fit on that fold after the previous C, and each score is
+    the scorer's on that fit."""
+    X, y = _load("wine")
+    if binary:
+        X, y = X[y > 0], y[y > 0]
+    X = X.astype(dtype)
+    sw = np.random.default_rng(0).uniform(0.2, 3.0, y.shape[0]) if weighted else None
+    train, test = next(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
+    Cs = [0.01, 1.0, 100.0]
+    for scoring in (None, "neg_log_loss"):
+        cv = SoftmaxRegressionCV(
+            Cs=Cs, cv=[(train, test)], scoring=scoring, class_weight="balanced"
+        ).fit(X, y, sample_weight=sw)
+        sw_train = None if sw is None else sw[train]
+        sw_test = None if sw is None else sw[test]
+        # "balanced" comes from all of y: the same weights as a dict
+        cw = dict(zip(*np.unique(y, return_counts=True), strict=True))
+        cw = {c: y.shape[0] / (len(cw) * n) for c, n in cw.items()}
+        fits = _warm_path(X[train], y[train], sw_train, Cs, class_weight=cw)
+        scorer = get_scorer(scoring or "neg_log_loss")
+        for i, est in enumerate(fits):
+            W = np.column_stack([est.coef_, est.intercept_])
+            assert_array_equal(cv.coefs_paths_[0, 0, i], W)
+            assert cv.n_iter_[0, 0, i] == est.n_iter_
+            kw = {} if sw_test is None else {"sample_weight": sw_test}
+            expected = (
+                neg_cross_entropy_scorer(est, X[test], y[test], **kw)
+                if scoring is None
+                else scorer(est, X[test], y[test], **kw)
+            )
+            rtol = 1e-12 if dtype == np.float64 else 1e-6
+            assert cv.scores_[0, 0, i] == pytest.approx(expected, rel=rtol)
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["multiclass", "binary"])
+def test_neg_log_loss_from_logits_equals_log_loss(binary):
+    """The held-out neg_log_loss is scikit-learn's log_loss of predict_proba,
+    with sample weights, also where probabilities are clipped (C large)."""
+    X, y = _load("iris")
+    if binary:
+        X, y = X[y > 0], y[y > 0]
+    sw = np.random.default_rng(1).uniform(0.0, 2.0, y.shape[0])
+    train, test = next(StratifiedKFold(3, shuffle=True, random_state=1).split(X, y))
+    Cs = [0.1, 1e4]
+    cv = SoftmaxRegressionCV(
+        Cs=Cs, cv=[(train, test)], scoring="neg_log_loss", max_iter=1000
+    ).fit(X, y, sample_weight=sw)
+    fits = _warm_path(X[train], y[train], sw[train], Cs, max_iter=1000)
+    for i, est in enumerate(fits):
+        proba = est.predict_proba(X[test])
+        expected = -log_loss(y[test], proba, sample_weight=sw[test])
+        assert cv.scores_[0, 0, i] == pytest.approx(expected, rel=1e-12)
+
+
+def test_neg_log_loss_on_a_test_fold_lacking_a_class_keeps_the_scorer_error():
+    X, y = _load("iris")
+    train = np.flatnonzero((np.arange(y.shape[0]) % 3 != 0) | (y == 2))
+    test = np.setdiff1d(np.arange(y.shape[0]), train)  # classes 0 and 1 only
+    with pytest.raises(ValueError, match="different number of classes"):
+        SoftmaxRegressionCV(Cs=[1.0], cv=[(train, test)], scoring="neg_log_loss").fit(
+            X, y
+        )
