@@ -5,10 +5,14 @@ One command::
     python benchmarks/bench_cv.py            # DESIGN.md's CPU shapes
     python benchmarks/bench_cv.py --quick    # smaller data (minutes)
     python benchmarks/bench_cv.py --smoke    # tiny data (run by the tests)
+    python benchmarks/bench_cv.py --only 100k,CSR   # the rows whose name holds one
 
 For each data set both estimators cross-validate the same grid of ``Cs`` on
 the same (stratified) folds with the same scoring (``neg_log_loss``) and
-``tol``, sequentially (``n_jobs=1``), fitted in turn round by round. It prints the
+``tol``, sequentially (``n_jobs=1``), fitted in turn round by round, after one
+untimed fit of each on iris (so that one-time costs of a fresh process,
+imports and the discovery of the BLAS thread pools, are not charged to the
+first data set). It prints the
 median fit time of each, their ratio (sksoftmax / scikit-learn; the target is
 <= 0.5), whether ``C_`` agrees and the largest difference of ``coef_``
 relative to the largest coefficient. Timings on a shared machine are noisy:
@@ -110,6 +114,9 @@ def main(argv=None):
     parser.add_argument("--Cs", type=int, default=None, help="5 (3 with --smoke)")
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--tol", type=float, default=1e-4)
+    parser.add_argument(
+        "--only", default=None, help="comma-separated parts of data set names"
+    )
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick or args.smoke else 3)
     args.Cs = args.Cs or (3 if args.smoke else 5)
@@ -121,8 +128,22 @@ def main(argv=None):
     )
     print("|---|---|---|---|---|---|")
     common = dict(Cs=args.Cs, scoring="neg_log_loss", tol=args.tol, max_iter=1000)
+    makers = [
+        lambda cv: LogisticRegressionCV(
+            cv=cv, l1_ratios=(0.0,), use_legacy_attributes=False, **common
+        ),
+        lambda cv: SoftmaxRegressionCV(cv=cv, **common),
+    ]
+    _, X, y = next(datasets(args.quick, args.smoke))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for make in makers:  # warm-up, untimed
+            make(3).fit(X, y)
+    only = None if args.only is None else args.only.split(",")
     ratios = []
     for name, X, y in datasets(args.quick, args.smoke):
+        if only is not None and not any(part in name for part in only):
+            continue
         splitter = (
             KFold(args.folds, shuffle=True, random_state=0)
             if sp.issparse(X)
@@ -134,15 +155,7 @@ def main(argv=None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             (t_ref, t_ours), (ref, ours) = _time_interleaved(
-                [
-                    lambda cv=cv: LogisticRegressionCV(
-                        cv=cv, l1_ratios=(0.0,), use_legacy_attributes=False, **common
-                    ),
-                    lambda cv=cv: SoftmaxRegressionCV(cv=cv, **common),
-                ],
-                X,
-                y,
-                reps,
+                [lambda make=make, cv=cv: make(cv) for make in makers], X, y, reps
             )
         diff = np.abs(ours.coef_ - ref.coef_).max() / np.abs(ref.coef_).max()
         ratios.append(t_ours / t_ref)

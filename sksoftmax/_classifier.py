@@ -8,7 +8,12 @@ import numpy as np
 from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.metrics import accuracy_score
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import (
+    Interval,
+    Options,
+    StrOptions,
+    validate_parameter_constraints,
+)
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import (
     check_is_fitted,
@@ -835,13 +840,15 @@ def fit_warm_path(estimator, X, y, sample_weight, Cs):
     path of ``C`` this way. The estimator is left with ``warm_start=True``
     and the last ``C``.
     """
-    estimator.set_params(warm_start=True)
-    estimator._validate_params()
+    estimator.warm_start = True
+    params = estimator.get_params(deep=False)
+    validate_parameter_constraints(
+        estimator._parameter_constraints, params, type(estimator).__name__
+    )
     # fit's own context (_fit_context): nested scikit-learn calls skip their
     # parameter checks.
     with config_context(skip_parameter_validation=True):
         data = estimator._training_data(X, y, sample_weight, reset=True)
-        params = estimator.get_params()
     for C in Cs:
         params["C"] = estimator.C = C
         fitted = hasattr(estimator, "classes_")
