@@ -9,6 +9,7 @@ import copy
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import get_scorer
@@ -580,6 +581,8 @@ class _HeldOut:
 
 def _rows(a, idx):
     """Rows ``idx`` of NumPy, sparse, pandas or any Array API input."""
+    if type(a) is np.ndarray or sp.issparse(a):  # checked X and y
+        return a[idx]
     if is_foreign_array(a):  # stays in its namespace and on its device
         xp = get_namespace(a)
         return take_rows(a, index_on_device(idx, a, xp), xp)
