@@ -166,14 +166,17 @@ def encode_labels(y, classes=None, given_classes=None):
     """
     check_classification_targets(y)
     if classes is None and given_classes is None:
-        encoder = LabelEncoder().fit(y)
-        classes = encoder.classes_
+        if y.dtype.kind in "biuf":  # numbers (finite, checked): LabelEncoder's
+            classes, codes = np.unique(y, return_inverse=True)  # codes, faster
+        else:
+            encoder = LabelEncoder().fit(y)
+            classes, codes = encoder.classes_, encoder.transform(y)
         if classes.shape[0] < 2:
             raise ValueError(
                 "This solver needs samples of at least 2 classes in the data, "
                 f"but the data contains only one class: {classes[0]!r}."
             )
-        return encoder.transform(y), classes
+        return codes, classes
     if given_classes is not None:
         classes = unique_classes(given_classes)
     unseen = np.setdiff1d(np.unique(y), classes)
