@@ -28,6 +28,7 @@ from ._backend import (
     asarray_like,
     get_namespace,
     index_on_device,
+    is_cupy_sparse,
     is_foreign_array,
     limit_scipy_blas_threads,
     take_rows,
@@ -36,7 +37,12 @@ from ._backend import (
 from ._classifier import SoftmaxRegressionClassifier, fit_warm_path
 from ._docs import doc_link_params, doc_link_template
 from ._functional import log_softmax, softmax
-from .metrics import neg_cross_entropy_of_log_proba, neg_cross_entropy_scorer
+from ._validation import validate_X
+from .metrics import (
+    _as_target_matrix,
+    neg_cross_entropy_of_log_proba,
+    neg_cross_entropy_scorer,
+)
 
 __all__ = ["SoftmaxRegressionCV"]
 
@@ -517,31 +523,34 @@ class _HeldOut:
         if y.ndim == 2 and y.shape[1] == 1:
             y = y.ravel()
         self.y_np = y
+        self._Y = None
         if self.scorer is neg_cross_entropy_scorer:
             self.rule = "cross_entropy"
         elif isinstance(scoring, str) and scoring == "neg_log_loss" and y.ndim == 1:
             self.rule = "log_loss"
+            self.n_labels = np.unique(y).shape[0]
+        if self.rule is not None:
+            # as the classifier's predict methods check X (the CV checked
+            # NumPy and SciPy input already)
+            foreign = is_foreign_array(X) or is_cupy_sparse(X)
+            self.X_checked = validate_X(X) if foreign else X
 
     def score(self, est):
-        if self.rule is not None:
-            classes = est.classes_
-            if self.rule == "cross_entropy":
-                return self._cross_entropy(est, classes)
-            # scikit-learn's log_loss takes the classes from y_true: a fold
-            # that lacks one is left to its scorer (and its error).
-            if np.unique(self.y_np).shape[0] == classes.shape[0]:
-                return self._log_loss(est, classes)
+        if self.rule == "cross_entropy":
+            return self._cross_entropy(est, est.classes_)
+        # scikit-learn's log_loss takes the classes from y_true: a fold that
+        # lacks one is left to its scorer (and its error).
+        if self.rule == "log_loss" and self.n_labels == est.classes_.shape[0]:
+            return self._log_loss(est, est.classes_)
         if self.sample_weight is None:
             return float(self.scorer(est, self.X, self.y))
         return float(self.scorer(est, self.X, self.y, sample_weight=self.sample_weight))
 
     def _targets(self, classes):
-        """The held-out targets as float64 rows (one-hot for labels), once."""
-        if getattr(self, "_Y", None) is None:
-            if self.y_np.ndim == 2:
-                self._Y = np.asarray(self.y_np, dtype=np.float64)
-            else:
-                self._Y = np.eye(classes.shape[0])[self._codes(classes)]
+        """The held-out targets as the scorer makes them (float64 rows,
+        one-hot for labels, checked), once."""
+        if self._Y is None:
+            self._Y = _as_target_matrix(self.y_np, classes.shape[0], classes)
         return self._Y
 
     def _codes(self, classes):
@@ -549,9 +558,9 @@ class _HeldOut:
 
     def _logits(self, est):
         """The model's logits of the held-out rows, in the namespace where
-        they were computed (the rows are those of the checked ``X``)."""
+        they were computed."""
         logits, xp, _ = prediction.logits(
-            self.X, est.coef_, est.intercept_, len(est.classes_), est.device
+            self.X_checked, est.coef_, est.intercept_, len(est.classes_), est.device
         )
         return logits, xp
 
