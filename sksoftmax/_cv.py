@@ -40,7 +40,7 @@ from ._functional import log_softmax, softmax
 from ._validation import validate_X
 from .metrics import (
     _as_target_matrix,
-    neg_cross_entropy_of_log_proba,
+    _neg_cross_entropy,
     neg_cross_entropy_scorer,
 )
 
@@ -568,9 +568,7 @@ class _HeldOut:
         # predict_log_proba's arithmetic, without checking X again
         logits, xp = self._logits(est)
         log_p = np.asarray(to_numpy(log_softmax(logits, axis=1, xp=xp)), np.float64)
-        return neg_cross_entropy_of_log_proba(
-            self._targets(classes), log_p, self.sample_weight
-        )
+        return _neg_cross_entropy(self._targets(classes), log_p, self.sample_weight)
 
     def _log_loss(self, est, classes):
         """``neg_log_loss`` as scikit-learn's scorer computes it from

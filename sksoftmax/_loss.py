@@ -48,8 +48,8 @@ _SMALL_FLOPS = 2**25
 # Products that OpenBLAS runs on one thread by itself: its gemv (one logit,
 # binary problems) threads from m * n = 2,304 * 4 on, its gemm from m * n * k
 # = 65,536 * 4 on (GEMM_MULTITHREAD_THRESHOLD = 4). Below, holding NumPy's
-# BLAS at one thread buys nothing and costs about 10 us per evaluation
-# (a third of one on iris).
+# BLAS at one thread buys nothing and costs 10-15 us per evaluation (a
+# quarter of one on an iris training fold).
 _GEMV_ONE_THREAD = 2304 * 4
 _GEMM_ONE_THREAD = 65536 * 4
 

@@ -209,7 +209,7 @@ class _CrossEntropyScorer:
             log_p = np.log(np.clip(proba, np.finfo(proba.dtype).eps, 1.0))
         Y = _as_target_matrix(y_true, log_p.shape[1], estimator.classes_)
         check_consistent_length(Y, log_p)
-        return neg_cross_entropy_of_log_proba(Y, log_p, sample_weight)
+        return _neg_cross_entropy(Y, log_p, sample_weight)
 
     def __repr__(self):
         return "neg_cross_entropy_scorer"
@@ -224,7 +224,7 @@ class _CrossEntropyScorer:
 neg_cross_entropy_scorer = _CrossEntropyScorer()
 
 
-def neg_cross_entropy_of_log_proba(Y, log_p, sample_weight=None):
+def _neg_cross_entropy(Y, log_p, sample_weight=None):
     """The value of :data:`neg_cross_entropy_scorer` from float64 targets ``Y``
     (n, K) (one-hot rows for class labels) and log-probabilities ``log_p``
     (n, K), checked by the caller."""
