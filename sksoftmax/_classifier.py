@@ -115,7 +115,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         the batch shrinks; the L2 term is taken by a proximal step); for
         Adam, 0.02 in the preconditioned (standardized) variables.
         ``partial_fit`` fixes it on its first call. Dask and memmap input
-        estimate the curvature on their first chunk.
+        estimate the top eigenvalue on their first chunk and take the
+        largest row norm over every chunk (one more pass over X).
     power_t : float >= 0, default=0.5
         Exponent of the ``invscaling`` schedule.
     momentum : float in [0, 1], default=0.9

@@ -32,6 +32,7 @@ __all__ = [
     "ScaledProblem",
     "ScaledMinibatchLoss",
     "block_curvature",
+    "block_max_row_sq",
     "default_learning_rate",
     "original_gradient_norm",
 ]
@@ -379,8 +380,9 @@ def block_curvature(X, pre, sample_weight=None, *, n_iter=30, seed=0):
     ``lam`` estimates (power iteration, ``n_iter`` products with X and its
     transpose) the top eigenvalue of the (``sample_weight``-weighted) mean
     of ``x~_i x~_i^T`` and ``max_row_sq`` is ``max_i ||x~_i||^2`` over the
-    rows of positive weight, where ``x~ = (x - mu) / s``. X is any dense
-    array or sparse matrix; it is read, never copied whole.
+    rows of positive weight (:func:`block_max_row_sq`), where ``x~ = (x -
+    mu) / s``. X is any dense array or sparse matrix; it is read, never
+    copied whole.
     """
     xp = get_namespace(X)
     n, d = X.shape
@@ -406,7 +408,17 @@ def block_curvature(X, pre, sample_weight=None, *, n_iter=30, seed=0):
         if lam == 0.0:
             break
         v = w / lam
-    if sparse:
+    return lam, block_max_row_sq(X, pre, sample_weight)
+
+
+def block_max_row_sq(X, pre, sample_weight=None):
+    """``max_i ||(x_i - mu) / s||^2`` over the rows of positive weight of a
+    block (0 for none), read in slices, never copied whole."""
+    xp = get_namespace(X)
+    n, d = X.shape
+    if n == 0:
+        return 0.0
+    if is_sparse(X):
         # ||(x - mu) / s||^2 from products, without densifying X.
         inv2 = 1.0 / pre.scale**2
         row_sq = to_numpy(X.multiply(X) @ _like(inv2, X, xp))
@@ -414,7 +426,9 @@ def block_curvature(X, pre, sample_weight=None, *, n_iter=30, seed=0):
         row_sq = row_sq + float(pre.mean**2 @ inv2)
         if sample_weight is not None:
             row_sq = row_sq[to_numpy(sample_weight) > 0]
-        return lam, float(np.max(row_sq))
+        return float(np.max(row_sq)) if row_sq.size else 0.0
+    inv_s = _like(1.0 / pre.scale, X, xp)
+    mu = _like(pre.mean, X, xp)
     itemsize = 4 if "float32" in str(X.dtype) else 8
     step = max(1, _STATS_BYTES // max(1, d * itemsize))
     best = 0.0
@@ -425,7 +439,7 @@ def block_curvature(X, pre, sample_weight=None, *, n_iter=30, seed=0):
             keep = sample_weight[start : min(n, start + step)] > 0
             row_sq = xp.where(keep, row_sq, xp.zeros_like(row_sq))
         best = max(best, float(to_numpy(xp.max(row_sq))))
-    return lam, best
+    return best
 
 
 def default_learning_rate(*, solver, lam, max_row_sq, batch_size, n_samples, momentum):
@@ -617,25 +631,37 @@ def rows_column_stats(rows):
 
 
 def rows_curvature(rows, pre):
-    """:func:`block_curvature` of a row source: over all rows in memory, over
-    the first chunk for Dask and memmap input."""
+    """:func:`block_curvature` of a row source: over all rows in memory; for
+    Dask and memmap input the top eigenvalue (an average over rows) is
+    estimated on the first chunk and the largest row norm (a maximum, which
+    one chunk could miss) is taken over every chunk."""
     if hasattr(rows, "X"):
         return block_curvature(rows.X, pre, rows.sample_weight)
     if hasattr(rows, "chunks"):
         import dask
 
-        (out,) = dask.compute(
-            dask.delayed(chunk_curvature, pure=True)(rows.chunks[0], pre)
-        )
-        return out
+        lam = dask.delayed(chunk_curvature, pure=True)(rows.chunks[0], pre)
+        task = dask.delayed(chunk_max_row_sq, pure=True)
+        (lam, _), row_sqs = dask.compute(lam, [task(c, pre) for c in rows.chunks])
+        return lam, max(row_sqs)
     X, _, sample_weight = rows.chunk(0)
-    return block_curvature(X, pre, sample_weight)
+    lam, max_row_sq = block_curvature(X, pre, sample_weight)
+    for i in range(1, rows.n_chunks):
+        X, _, sample_weight = rows.chunk(i)
+        max_row_sq = max(max_row_sq, block_max_row_sq(X, pre, sample_weight))
+    return lam, max_row_sq
 
 
 def chunk_curvature(chunk, pre):
     """:func:`block_curvature` of one ``(X, target, sample_weight)`` chunk."""
     X, _, sample_weight = chunk
     return block_curvature(X, pre, sample_weight)
+
+
+def chunk_max_row_sq(chunk, pre):
+    """:func:`block_max_row_sq` of one ``(X, target, sample_weight)`` chunk."""
+    X, _, sample_weight = chunk
+    return block_max_row_sq(X, pre, sample_weight)
 
 
 # The column statistics of each row source, gathered once: SoftmaxRegressionCV

@@ -361,3 +361,33 @@ def test_a_worker_lost_during_lbfgs_is_recovered(data):
     ref = fit(X, y, tol=1e-8)
     assert_allclose(clf.coef_, ref.coef_, rtol=1e-6, atol=1e-8)
     assert_allclose(clf.loss_curve_[-1], ref.loss_curve_[-1], rtol=1e-10)
+
+
+def test_largest_row_norm_is_found_in_any_chunk(client, data):
+    """As for a streamed memmap: the largest row norm behind the automatic
+    SGD step comes from every chunk, the top eigenvalue from the first."""
+    from sksoftmax._data.dask import dask_training_data
+    from sksoftmax._precondition import (
+        block_curvature,
+        fit_preconditioner,
+        rows_curvature,
+    )
+
+    X, y, _ = data
+    X = X.copy()
+    X[-1] *= 30  # the largest row, in the last chunk
+    rows = dask_training_data(
+        chunked(X),
+        chunked(y),
+        None,
+        class_weight=None,
+        device_param=None,
+        classes=None,
+        given_classes=None,
+    ).rows
+    assert rows.n_chunks == N // CHUNK
+    pre = fit_preconditioner(X, fit_intercept=True)
+    lam, max_row_sq = rows_curvature(rows, pre)
+    assert lam == pytest.approx(block_curvature(X[:CHUNK], pre)[0], rel=1e-12)
+    Z = (X - pre.mean) / pre.scale
+    assert max_row_sq == pytest.approx(np.max((Z**2).sum(axis=1)), rel=1e-10)

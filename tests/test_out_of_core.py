@@ -250,3 +250,39 @@ def test_sgd_streams_a_2gb_memmap_in_bounded_memory(tmp_path):
     assert growth < 4 * BLOCK_MB + 2 * N_ROWS * 9 / 2**20
     assert growth < report["file_mb"] / 7
     assert report["accuracy"] > 0.9  # it did learn from the stream
+
+
+def test_largest_row_norm_is_found_in_any_block(tmp_path, small):
+    """The automatic SGD step rests on the largest row norm: a streamed
+    memmap takes it over every block, not only the first (the top eigenvalue,
+    an average, comes from the first block)."""
+    from sksoftmax._precondition import (
+        block_curvature,
+        fit_preconditioner,
+        rows_curvature,
+    )
+
+    X, y = small
+    X = X.copy()
+    X[-1] *= 30  # the largest row, in the last block
+    mm = _memmap(tmp_path, X)
+    with config_context(working_memory=0.1):  # blocks of 600 rows
+        data = validate_training_data(
+            mm,
+            y,
+            None,
+            solver="sgd",
+            class_weight=None,
+            early_stopping=False,
+            batch_size=100,
+            device_param=None,
+        )
+    assert isinstance(data.rows, MemmapRows) and data.rows.n_chunks == 5
+    pre = fit_preconditioner(X, fit_intercept=True)
+    lam, max_row_sq = rows_curvature(data.rows, pre)
+    lam_first, _ = block_curvature(X[:600], pre)
+    _, max_all = block_curvature(X, pre)
+    assert lam == pytest.approx(lam_first, rel=1e-12)
+    assert max_row_sq == pytest.approx(max_all, rel=1e-12)
+    Z = (X - pre.mean) / pre.scale
+    assert max_row_sq == pytest.approx(np.max((Z**2).sum(axis=1)), rel=1e-10)
