@@ -442,7 +442,9 @@ def block_max_row_sq(X, pre, sample_weight=None):
     return best
 
 
-def default_learning_rate(*, solver, lam, max_row_sq, batch_size, n_samples, momentum):
+def default_learning_rate(
+    *, solver, lam, max_row_sq, batch_size, n_samples, momentum, n_logits=None
+):
     """The step SGD or Adam takes when ``learning_rate_init="auto"``.
 
     SGD: ``(1 - momentum) / L_B``, with ``L_B`` the expected smoothness of a
@@ -452,11 +454,13 @@ def default_learning_rate(*, solver, lam, max_row_sq, batch_size, n_samples, mom
 
         L_B = \\frac{n (B - 1)}{B (n - 1)} L + \\frac{n - B}{B (n - 1)} L_{max},
 
-    between the full-batch constant ``L = (lam + 1) / 2`` and the one-row
-    constant ``L_max = (max_row_sq + 1) / 2`` (the softmax cross-entropy's
-    Hessian per sample is at most ``x x^T / 2`` per logit; the 1 is the
-    intercept). The L2 term is not in ``L_B``: the update rule takes it by
-    a proximal step, stable for any strength.
+    between the full-batch constant ``L = h (lam + 1)`` and the one-row
+    constant ``L_max = h (max_row_sq + 1)``, where ``h`` bounds the
+    cross-entropy's curvature in the logits: ``1/2`` for the softmax of
+    several logits (the largest eigenvalue of ``diag(p) - p p^T``), ``1/4``
+    for a binary model's one logit (``sigma (1 - sigma)``, ``n_logits=1``);
+    the 1 is the intercept. The L2 term is not in ``L_B``: the update rule
+    takes it by a proximal step, stable for any strength.
     ``lam`` and ``max_row_sq`` come from :func:`block_curvature`. The factor
     ``1 - momentum`` keeps the effective step ``lr / (1 - momentum)`` at
     ``1 / L_B``.
@@ -472,7 +476,8 @@ def default_learning_rate(*, solver, lam, max_row_sq, batch_size, n_samples, mom
     if solver == "adam":
         return 0.02
     n, B = n_samples, min(batch_size, n_samples)
-    full, single = 0.5 * (lam + 1.0), 0.5 * (max_row_sq + 1.0)
+    h = 0.25 if n_logits == 1 else 0.5
+    full, single = h * (lam + 1.0), h * (max_row_sq + 1.0)
     if n > 1:
         L = n * (B - 1) / (B * (n - 1)) * full + (n - B) / (B * (n - 1)) * single
     else:
@@ -551,6 +556,7 @@ class MinibatchSetup:
                 batch_size=batch_size,
                 n_samples=n_samples,
                 momentum=momentum,
+                n_logits=loss.n_logits,
             )
         self.learning_rate_init = lr
         iterate = None if state is None else state.get("iterate")

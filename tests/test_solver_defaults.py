@@ -14,7 +14,11 @@ from sklearn.preprocessing import StandardScaler
 
 from sksoftmax import SoftmaxRegressionClassifier
 from sksoftmax._loss import LinearSoftmaxLoss
-from sksoftmax._precondition import default_learning_rate
+from sksoftmax._precondition import (
+    block_curvature,
+    default_learning_rate,
+    fit_preconditioner,
+)
 from sksoftmax._solvers.optimizers import SGD, Adam, make_optimizer
 
 
@@ -125,6 +129,24 @@ def test_default_step_formula():
         n_samples=100,
         momentum=0.9,
     ) == pytest.approx(0.02)
+
+
+def test_binary_step_bounds_the_one_logit_curvature(rng):
+    """A binary model has one logit, whose cross-entropy curvature
+    sigma (1 - sigma) is at most 1/4 (at z = 0): the full-batch bound
+    (lam + 1) / 4 holds the exact Hessian there, and the step is twice the
+    multiclass one."""
+    X = rng.standard_normal((500, 6)) * [1, 2, 3, 1, 1, 5] + 3.0
+    pre = fit_preconditioner(X, fit_intercept=True)
+    lam, max_row_sq = block_curvature(X, pre, n_iter=200)
+    Z = np.column_stack([(X - pre.mean) / pre.scale, np.ones(len(X))])
+    hessian = 0.25 * Z.T @ Z / len(X)  # of the mean binary CE at z = 0
+    full = dict(lam=lam, max_row_sq=max_row_sq, batch_size=500, n_samples=500)
+    lr = default_learning_rate(solver="sgd", momentum=0.0, n_logits=1, **full)
+    assert 1.0 / lr >= np.linalg.eigvalsh(hessian)[-1] * (1 - 1e-9)
+    assert 1.0 / lr <= 2 * np.linalg.eigvalsh(hessian)[-1]  # not loose
+    multi = default_learning_rate(solver="sgd", momentum=0.0, n_logits=3, **full)
+    assert_allclose(lr, 2 * multi)
 
 
 # -- the update rules ----------------------------------------------------------
