@@ -5,9 +5,11 @@ from contextlib import contextmanager
 from numbers import Integral, Real
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn import config_context
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.metrics import accuracy_score
+from sklearn.utils import assert_all_finite
 from sklearn.utils._param_validation import (
     Interval,
     Options,
@@ -642,6 +644,32 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         if is_foreign_array(X) or is_cupy_sparse(X):
             X_checked = validate_X(X)
             validate_data(self, X, reset=False, skip_check_array=True)
+        elif numpy_proba and self.device in (None, "cpu") and not sp.issparse(X):
+            # Dense on the CPU: the blocked kernel checks its logits, which
+            # are non-finite wherever X is, so X is checked only then.
+            X_checked = validate_data(
+                self,
+                X,
+                reset=False,
+                accept_sparse=["csr", "csc"],
+                dtype=[np.float64, np.float32],
+                ensure_all_finite=False,
+            )
+            if isinstance(X_checked, np.ndarray):
+                coef, icpt = to_numpy(self.coef_), to_numpy(self.intercept_)
+                proba = predict_proba_numpy(
+                    X_checked,
+                    coef,
+                    icpt,
+                    temperature=self.temperature_,
+                    on_nonfinite=lambda: assert_all_finite(
+                        X_checked, estimator_name=type(self).__name__, input_name="X"
+                    ),
+                )
+                return proba, np, None
+            assert_all_finite(
+                X_checked, estimator_name=type(self).__name__, input_name="X"
+            )
         else:
             X_checked = validate_data(
                 self,
@@ -650,16 +678,6 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
                 accept_sparse=["csr", "csc"],
                 dtype=[np.float64, np.float32],
             )
-        if (
-            numpy_proba
-            and isinstance(X_checked, np.ndarray)
-            and self.device in (None, "cpu")
-        ):
-            coef, icpt = to_numpy(self.coef_), to_numpy(self.intercept_)
-            proba = predict_proba_numpy(
-                X_checked, coef, icpt, temperature=self.temperature_
-            )
-            return proba, np, None
         return prediction.logits(
             X_checked, self.coef_, self.intercept_, len(self.classes_), self.device
         )

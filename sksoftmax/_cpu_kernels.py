@@ -160,13 +160,18 @@ def map_groups(fn, groups, threads=None, *, small=False):
         return list(_pool(threads).map(fn, groups))
 
 
-def predict_proba_numpy(X, W, b, *, temperature=1.0, out=None):
+def predict_proba_numpy(X, W, b, *, temperature=1.0, out=None, on_nonfinite=None):
     """``softmax((X W^T + b) / temperature)`` for a dense NumPy ``X``, in row
     blocks on every core, without an n x K temporary besides the result.
 
     ``W`` has shape (k, d) with k = 1 for a binary model (one logit for class
     1 against zero for class 0); the result has shape (n, max(k, 2)) and the
     dtype of ``X``.
+
+    ``on_nonfinite`` (optional) is called once, after all blocks, if any
+    logit was NaN or infinite: a NaN or infinite entry of ``X`` makes every
+    logit of its row so (``0 * inf`` is NaN), so the caller can check ``X``
+    for finiteness only then, instead of reading it once more beforehand.
     """
     n, d = X.shape
     k = W.shape[0]
@@ -182,16 +187,23 @@ def predict_proba_numpy(X, W, b, *, temperature=1.0, out=None):
     per_row = (d + 2 * K) * dtype.itemsize
     step = max(64, L2_BLOCK_BYTES // per_row)
 
+    finite = []  # one flag per group of blocks
+
     def run(group):
+        ok = True
         for start, stop in group:
-            _proba_block(X[start:stop], W, b, out[start:stop])
+            ok &= _proba_block(X[start:stop], W, b, out[start:stop])
+        finite.append(ok)
 
     map_groups(run, block_groups(n, step))
+    if on_nonfinite is not None and not all(finite):
+        on_nonfinite()
     return out
 
 
 def _proba_block(Xb, W, b, P):
-    """Fill ``P`` (m, K) with the probabilities of the rows ``Xb``."""
+    """Fill ``P`` (m, K) with the probabilities of the rows ``Xb``; return
+    whether all their logits were finite."""
     k = W.shape[0]
     if k == 1:  # binary: logits (0, o)
         P[:, 0] = 0.0
@@ -204,11 +216,14 @@ def _proba_block(Xb, W, b, P):
     # work on the transposed block, which is small and stays in cache.
     Z = np.ascontiguousarray(P.T) if k <= 32 else None
     if Z is None:
+        finite = bool(np.isfinite(P).all())
         P -= P.max(axis=1, keepdims=True)
         np.exp(P, out=P)
         P /= P.sum(axis=1, keepdims=True)
-        return
+        return finite
+    finite = bool(np.isfinite(Z).all())
     Z -= np.maximum.reduce(Z, axis=0)
     np.exp(Z, out=Z)
     Z /= np.add.reduce(Z, axis=0)
     P[...] = Z.T
+    return finite

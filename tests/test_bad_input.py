@@ -436,3 +436,39 @@ def test_pandas_names_at_predict_but_not_at_fit_only_warns(fitted):
     # Not an error (scikit-learn warns): the names cannot be checked.
     with pytest.warns(UserWarning, match="fitted without feature names"):
         fitted["array"].predict(pd.DataFrame(X, columns=["a", "b", "c"]))
+
+
+@pytest.mark.parametrize("n_classes", [2, 3], ids=["binary", "multiclass"])
+@pytest.mark.parametrize(
+    "value, column",
+    [(np.nan, 0), (np.inf, 0), (-np.inf, 0), (np.inf, 2)],
+    ids=["nan", "inf", "-inf", "inf-under-zero-weight"],
+)
+def test_predict_proba_rejects_non_finite_X_as_logistic_regression(
+    n_classes, value, column
+):
+    """predict_proba checks X through its logits (one read of X fewer): every
+    non-finite entry is still refused, with LogisticRegression's message,
+    also where the logit alone would give finite probabilities (a binary
+    model's -inf logit) or the weight is zero (0 * inf is NaN)."""
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    X[:, 2] = 0.0  # a constant feature: its weight is zero at the optimum
+    y = np.arange(60) % n_classes
+    X[:, 0] += 2.0 * y
+    ours = SoftmaxRegressionClassifier().fit(X, y)
+    ref = LogisticRegression().fit(X, y)
+    assert np.all(ours.coef_[:, 2] == 0.0)
+    if n_classes == 2:  # -inf in column 0 makes the one logit -inf
+        assert ours.coef_[0, 0] > 0
+    bad = X.copy()
+    bad[5, column] = value
+    with pytest.raises(ValueError) as expected:
+        ref.predict_proba(bad)
+    message = str(expected.value).replace("LogisticRegression", "")
+    with pytest.raises(ValueError) as got:
+        ours.predict_proba(bad)
+    assert str(got.value).replace("SoftmaxRegressionClassifier", "") == message
+    assert ours.predict_proba(X).shape == (60, n_classes)
