@@ -115,10 +115,12 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         (half the top eigenvalue of the features' second moment plus one for
         the intercept, moving toward half the largest squared row norm as
         the batch shrinks; the L2 term is taken by a proximal step); for
-        Adam, 0.02 in the preconditioned (standardized) variables.
-        ``partial_fit`` fixes it on its first call. Dask and memmap input
-        estimate the top eigenvalue on their first chunk and take the
-        largest row norm over every chunk (one more pass over X).
+        Adam, ``0.7`` over the mean L1 norm of the rows in the
+        preconditioned variables, at most 0.1 (one step then moves an
+        average row's logits by about 0.7). ``partial_fit`` fixes it on its
+        first call. Dask and memmap input estimate the top eigenvalue and
+        the mean row norm on their first chunk and take the largest row norm
+        over every chunk (one more pass over X).
     power_t : float >= 0, default=0.5
         Exponent of the ``invscaling`` schedule.
     momentum : float in [0, 1], default=0.9

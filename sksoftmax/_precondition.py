@@ -32,7 +32,7 @@ __all__ = [
     "ScaledProblem",
     "ScaledMinibatchLoss",
     "block_curvature",
-    "block_max_row_sq",
+    "block_row_norms",
     "default_learning_rate",
     "original_gradient_norm",
 ]
@@ -375,14 +375,14 @@ def _project(g, x):
 
 
 def block_curvature(X, pre, sample_weight=None, *, n_iter=30, seed=0):
-    """``(lam, max_row_sq)`` of a block of rows in the scaled variables.
+    """``(lam, max_row_sq, mean_l1)`` of a block of rows in the scaled
+    variables, where ``x~ = (x - mu) / s``.
 
     ``lam`` estimates (power iteration, ``n_iter`` products with X and its
     transpose) the top eigenvalue of the (``sample_weight``-weighted) mean
-    of ``x~_i x~_i^T`` and ``max_row_sq`` is ``max_i ||x~_i||^2`` over the
-    rows of positive weight (:func:`block_max_row_sq`), where ``x~ = (x -
-    mu) / s``. X is any dense array or sparse matrix; it is read, never
-    copied whole.
+    of ``x~_i x~_i^T``; ``max_row_sq`` and ``mean_l1`` come from
+    :func:`block_row_norms`. X is any dense array or sparse matrix; it is
+    read, never copied whole.
     """
     xp = get_namespace(X)
     n, d = X.shape
@@ -394,7 +394,7 @@ def block_curvature(X, pre, sample_weight=None, *, n_iter=30, seed=0):
     v /= np.linalg.norm(v)
     total = n if sample_weight is None else float(xp.sum(sample_weight))
     if total <= 0:  # no row of positive weight: the bounds of an empty sum
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     lam = 0.0
     for _ in range(n_iter):
         vs = _like(v / pre.scale, X, xp)
@@ -408,42 +408,76 @@ def block_curvature(X, pre, sample_weight=None, *, n_iter=30, seed=0):
         if lam == 0.0:
             break
         v = w / lam
-    return lam, block_max_row_sq(X, pre, sample_weight)
+    return (lam, *block_row_norms(X, pre, sample_weight))
 
 
-def block_max_row_sq(X, pre, sample_weight=None):
-    """``max_i ||(x_i - mu) / s||^2`` over the rows of positive weight of a
-    block (0 for none), read in slices, never copied whole."""
+def block_row_norms(X, pre, sample_weight=None):
+    """``(max_row_sq, mean_l1)`` of a block in the scaled variables:
+    ``max_i ||x~_i||^2`` over the rows of positive weight and the
+    (``sample_weight``-weighted) mean of ``||x~_i||_1`` (0 and 0 for no such
+    row), read in slices, never copied whole."""
     xp = get_namespace(X)
     n, d = X.shape
     if n == 0:
-        return 0.0
+        return 0.0, 0.0
+    total = float(n if sample_weight is None else xp.sum(sample_weight))
+    if total <= 0:
+        return 0.0, 0.0
     if is_sparse(X):
+        w = None if sample_weight is None else to_numpy(sample_weight)
         # ||(x - mu) / s||^2 from products, without densifying X.
         inv2 = 1.0 / pre.scale**2
         row_sq = to_numpy(X.multiply(X) @ _like(inv2, X, xp))
         row_sq = row_sq - 2 * to_numpy(X @ _like(pre.mean * inv2, X, xp))
         row_sq = row_sq + float(pre.mean**2 @ inv2)
-        if sample_weight is not None:
-            row_sq = row_sq[to_numpy(sample_weight) > 0]
-        return float(np.max(row_sq)) if row_sq.size else 0.0
+        # ||(x - mu) / s||_1: sum_j |mu_j| / s_j over all columns, corrected
+        # at the stored entries (one value per stored entry, as X.multiply).
+        coo = X.tocoo()
+        mu_c = _like(pre.mean, X, xp)[coo.col]
+        inv_c = _like(1.0 / pre.scale, X, xp)[coo.col]
+        vals = (abs(coo.data - mu_c) - abs(mu_c)) * inv_c
+        stored = type(coo)((vals, (coo.row, coo.col)), shape=X.shape)
+        row_l1 = np.asarray(to_numpy(stored.sum(axis=1))).ravel()
+        row_l1 = row_l1 + float(np.sum(np.abs(pre.mean) / pre.scale))
+        keep = slice(None) if w is None else w > 0
+        best = float(np.max(row_sq[keep])) if np.size(row_sq[keep]) else 0.0
+        l1 = np.sum(row_l1) if w is None else row_l1 @ w
+        return best, float(l1) / total
     inv_s = _like(1.0 / pre.scale, X, xp)
     mu = _like(pre.mean, X, xp)
     itemsize = 4 if "float32" in str(X.dtype) else 8
     step = max(1, _STATS_BYTES // max(1, d * itemsize))
-    best = 0.0
+    best, l1 = 0.0, 0.0
     for start in range(0, n, step):
-        z = (X[start : min(n, start + step), ...] - mu) * inv_s
+        stop = min(n, start + step)
+        z = (X[start:stop, ...] - mu) * inv_s
         row_sq = xp.sum(z * z, axis=1)
+        row_l1 = xp.sum(xp.abs(z), axis=1)
         if sample_weight is not None:
-            keep = sample_weight[start : min(n, start + step)] > 0
-            row_sq = xp.where(keep, row_sq, xp.zeros_like(row_sq))
+            wb = sample_weight[start:stop]
+            row_sq = xp.where(wb > 0, row_sq, xp.zeros_like(row_sq))
+            row_l1 = row_l1 * wb
         best = max(best, float(to_numpy(xp.max(row_sq))))
-    return best
+        l1 += float(to_numpy(xp.sum(row_l1)))
+    return best, l1 / total
+
+
+# Adam's automatic step: the logit change of an average row per step, and
+# the largest step (see default_learning_rate).
+ADAM_LOGIT_STEP = 0.7
+ADAM_MAX_STEP = 0.1
 
 
 def default_learning_rate(
-    *, solver, lam, max_row_sq, batch_size, n_samples, momentum, n_logits=None
+    *,
+    solver,
+    lam,
+    max_row_sq,
+    batch_size,
+    n_samples,
+    momentum,
+    n_logits=None,
+    mean_l1=None,
 ):
     """The step SGD or Adam takes when ``learning_rate_init="auto"``.
 
@@ -465,16 +499,22 @@ def default_learning_rate(
     ``1 - momentum`` keeps the effective step ``lr / (1 - momentum)`` at
     ``1 / L_B``.
 
-    Adam normalizes each coordinate's step by its gradient's size, so a step
-    has the units of the (standardized) parameters rather than of
-    ``1 / L``: it gets a fixed 0.02 (measured over 0.003..0.1 on the
-    benchmark's shapes and a class-skewed stream: 0.01 and below leave raw
-    data short of the optimum in 50 epochs (2e-3 on 5,000 rows), 0.03 stays
-    1.4e-3 above it on 30,000 standardized rows, 0.1 is too noisy; 0.02 is
-    within 6.3e-4 on every dense shape).
+    Adam normalizes each coordinate's step by its gradient's size, so each
+    coordinate moves by about the step in the (standardized) scaled
+    variables, and one step moves a row's logits by up to the step times
+    ``||x~||_1``. Its step is ``ADAM_LOGIT_STEP / mean_l1`` (``mean_l1`` the
+    mean of ``||x~_i||_1`` from :func:`block_curvature`), so that one step
+    moves the logits of an average row by about 0.7 however wide or sparse
+    the rows are, capped at ``ADAM_MAX_STEP``. Measured on the benchmark's
+    dense shapes (steps 0.015-0.044): within 6.7e-4 of the optimum in 50
+    epochs, where a fixed 0.02 left up to 8.1e-4 and a fixed 0.03 1.4e-3; on
+    the sparse 20k x 2000 x 20 set (step 0.0056): 0.17 above it where 0.02
+    left 3.7 (best constant step found: 0.005, 0.23).
     """
     if solver == "adam":
-        return 0.02
+        if not mean_l1:
+            return ADAM_MAX_STEP
+        return float(min(ADAM_MAX_STEP, ADAM_LOGIT_STEP / mean_l1))
     n, B = n_samples, min(batch_size, n_samples)
     h = 0.25 if n_logits == 1 else 0.5
     full, single = h * (lam + 1.0), h * (max_row_sq + 1.0)
@@ -511,7 +551,8 @@ class MinibatchSetup:
     answer): ``stats()`` returns the :class:`ColumnStats` of the training
     rows (in memory: one ``update``; chunks: one per chunk, merged), and
     ``curvature(pre)`` returns :func:`block_curvature`'s ``(lam,
-    max_row_sq)`` (in memory: over X; chunks: over one chunk). ``like`` is an
+    max_row_sq, mean_l1)`` (in memory: over X; chunks: see
+    :func:`rows_curvature`). ``like`` is an
     array whose namespace and device the start point takes (None: NumPy).
     ``state`` is the optimizer state of the previous ``partial_fit`` call or
     None; it carries the preconditioner, the resolved step and the last raw
@@ -548,7 +589,7 @@ class MinibatchSetup:
         elif state is not None and "lr_init" in state:
             lr = state["lr_init"]
         else:
-            lam, max_row_sq = curvature(pre)
+            lam, max_row_sq, mean_l1 = curvature(pre)
             lr = default_learning_rate(
                 solver=solver,
                 lam=lam,
@@ -557,6 +598,7 @@ class MinibatchSetup:
                 n_samples=n_samples,
                 momentum=momentum,
                 n_logits=loss.n_logits,
+                mean_l1=mean_l1,
             )
         self.learning_rate_init = lr
         iterate = None if state is None else state.get("iterate")
@@ -638,24 +680,26 @@ def rows_column_stats(rows):
 
 def rows_curvature(rows, pre):
     """:func:`block_curvature` of a row source: over all rows in memory; for
-    Dask and memmap input the top eigenvalue (an average over rows) is
-    estimated on the first chunk and the largest row norm (a maximum, which
-    one chunk could miss) is taken over every chunk."""
+    Dask and memmap input the top eigenvalue and the mean row norm (averages
+    over rows) are estimated on the first chunk, and the largest row norm (a
+    maximum, which one chunk could miss) is taken over every chunk."""
     if hasattr(rows, "X"):
         return block_curvature(rows.X, pre, rows.sample_weight)
     if hasattr(rows, "chunks"):
         import dask
 
-        lam = dask.delayed(chunk_curvature, pure=True)(rows.chunks[0], pre)
-        task = dask.delayed(chunk_max_row_sq, pure=True)
-        (lam, _), row_sqs = dask.compute(lam, [task(c, pre) for c in rows.chunks])
-        return lam, max(row_sqs)
+        first = dask.delayed(chunk_curvature, pure=True)(rows.chunks[0], pre)
+        task = dask.delayed(chunk_row_norms, pure=True)
+        (lam, _, mean_l1), norms = dask.compute(
+            first, [task(c, pre) for c in rows.chunks]
+        )
+        return lam, max(m for m, _ in norms), mean_l1
     X, _, sample_weight = rows.chunk(0)
-    lam, max_row_sq = block_curvature(X, pre, sample_weight)
+    lam, max_row_sq, mean_l1 = block_curvature(X, pre, sample_weight)
     for i in range(1, rows.n_chunks):
         X, _, sample_weight = rows.chunk(i)
-        max_row_sq = max(max_row_sq, block_max_row_sq(X, pre, sample_weight))
-    return lam, max_row_sq
+        max_row_sq = max(max_row_sq, block_row_norms(X, pre, sample_weight)[0])
+    return lam, max_row_sq, mean_l1
 
 
 def chunk_curvature(chunk, pre):
@@ -664,10 +708,10 @@ def chunk_curvature(chunk, pre):
     return block_curvature(X, pre, sample_weight)
 
 
-def chunk_max_row_sq(chunk, pre):
-    """:func:`block_max_row_sq` of one ``(X, target, sample_weight)`` chunk."""
+def chunk_row_norms(chunk, pre):
+    """:func:`block_row_norms` of one ``(X, target, sample_weight)`` chunk."""
     X, _, sample_weight = chunk
-    return block_max_row_sq(X, pre, sample_weight)
+    return block_row_norms(X, pre, sample_weight)
 
 
 # The column statistics of each row source, gathered once: SoftmaxRegressionCV

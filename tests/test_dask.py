@@ -387,7 +387,9 @@ def test_largest_row_norm_is_found_in_any_chunk(client, data):
     ).rows
     assert rows.n_chunks == N // CHUNK
     pre = fit_preconditioner(X, fit_intercept=True)
-    lam, max_row_sq = rows_curvature(rows, pre)
-    assert lam == pytest.approx(block_curvature(X[:CHUNK], pre)[0], rel=1e-12)
+    lam, max_row_sq, mean_l1 = rows_curvature(rows, pre)
+    lam_first, _, l1_first = block_curvature(X[:CHUNK], pre)
+    assert lam == pytest.approx(lam_first, rel=1e-12)
+    assert mean_l1 == pytest.approx(l1_first, rel=1e-12)
     Z = (X - pre.mean) / pre.scale
     assert max_row_sq == pytest.approx(np.max((Z**2).sum(axis=1)), rel=1e-10)

@@ -279,10 +279,11 @@ def test_largest_row_norm_is_found_in_any_block(tmp_path, small):
         )
     assert isinstance(data.rows, MemmapRows) and data.rows.n_chunks == 5
     pre = fit_preconditioner(X, fit_intercept=True)
-    lam, max_row_sq = rows_curvature(data.rows, pre)
-    lam_first, _ = block_curvature(X[:600], pre)
-    _, max_all = block_curvature(X, pre)
+    lam, max_row_sq, mean_l1 = rows_curvature(data.rows, pre)
+    lam_first, _, l1_first = block_curvature(X[:600], pre)
+    _, max_all, _ = block_curvature(X, pre)
     assert lam == pytest.approx(lam_first, rel=1e-12)
+    assert mean_l1 == pytest.approx(l1_first, rel=1e-12)
     assert max_row_sq == pytest.approx(max_all, rel=1e-12)
     Z = (X - pre.mean) / pre.scale
     assert max_row_sq == pytest.approx(np.max((Z**2).sum(axis=1)), rel=1e-10)

@@ -156,16 +156,22 @@ def test_block_curvature_against_the_eigenvalues(rng):
     X[0] *= 100  # an outlier of zero weight does not count
     pre = fit_preconditioner(X, w, fit_intercept=True)
     Z = (X - pre.mean) / pre.scale
-    lam, max_row_sq = block_curvature(X, pre, w, n_iter=200)
+    lam, max_row_sq, mean_l1 = block_curvature(X, pre, w, n_iter=200)
     M = (Z * w[:, None]).T @ Z / w.sum()
     assert_allclose(lam, np.linalg.eigvalsh(M)[-1], rtol=1e-6)
     assert_allclose(max_row_sq, np.max((Z**2).sum(axis=1)[w > 0]), rtol=1e-10)
+    assert_allclose(mean_l1, np.abs(Z).sum(axis=1) @ w / w.sum(), rtol=1e-10)
+    X[rng.random(X.shape) < 0.5] = 0.0  # sparse input, centered implicitly
     Xs = sp.csr_matrix(X)
-    pre_s = fit_preconditioner(Xs, fit_intercept=True)
-    Zs = (X - pre_s.mean) / pre_s.scale
-    lam_s, row_s = block_curvature(Xs, pre_s, n_iter=200)
-    assert_allclose(lam_s, np.linalg.eigvalsh(Zs.T @ Zs / 200)[-1], rtol=1e-6)
-    assert_allclose(row_s, np.max((Zs**2).sum(axis=1)), rtol=1e-10)
+    for Xk, wk in ((Xs, None), (Xs.tocsc(), w)):
+        pre_s = fit_preconditioner(Xk, wk, fit_intercept=True)
+        Zs = (X - pre_s.mean) / pre_s.scale
+        wz = np.ones(200) if wk is None else wk
+        lam_s, row_s, l1_s = block_curvature(Xk, pre_s, wk, n_iter=200)
+        M = (Zs * wz[:, None]).T @ Zs / wz.sum()
+        assert_allclose(lam_s, np.linalg.eigvalsh(M)[-1], rtol=1e-6)
+        assert_allclose(row_s, np.max((Zs**2).sum(axis=1)[wz > 0]), rtol=1e-10)
+        assert_allclose(l1_s, np.abs(Zs).sum(axis=1) @ wz / wz.sum(), rtol=1e-10)
 
 
 def test_identity_preconditioner_changes_nothing(rng):

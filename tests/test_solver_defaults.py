@@ -121,14 +121,12 @@ def test_default_step_formula():
         momentum=0.9,
     )
     assert_allclose(lr1, 0.1 / 25.5)
-    assert default_learning_rate(
-        solver="adam",
-        lam=3.0,
-        max_row_sq=50.0,
-        batch_size=1,
-        n_samples=100,
-        momentum=0.9,
-    ) == pytest.approx(0.02)
+    # Adam: 0.7 over the mean L1 row norm, at most 0.1.
+    adam = dict(solver="adam", lam=3.0, max_row_sq=50.0, batch_size=1)
+    adam.update(n_samples=100, momentum=0.9)
+    assert default_learning_rate(mean_l1=35.0, **adam) == pytest.approx(0.02)
+    assert default_learning_rate(mean_l1=2.0, **adam) == pytest.approx(0.1)
+    assert default_learning_rate(mean_l1=0.0, **adam) == pytest.approx(0.1)
 
 
 def test_binary_step_bounds_the_one_logit_curvature(rng):
@@ -138,7 +136,7 @@ def test_binary_step_bounds_the_one_logit_curvature(rng):
     multiclass one."""
     X = rng.standard_normal((500, 6)) * [1, 2, 3, 1, 1, 5] + 3.0
     pre = fit_preconditioner(X, fit_intercept=True)
-    lam, max_row_sq = block_curvature(X, pre, n_iter=200)
+    lam, max_row_sq, _ = block_curvature(X, pre, n_iter=200)
     Z = np.column_stack([(X - pre.mean) / pre.scale, np.ones(len(X))])
     hessian = 0.25 * Z.T @ Z / len(X)  # of the mean binary CE at z = 0
     full = dict(lam=lam, max_row_sq=max_row_sq, batch_size=500, n_samples=500)
