@@ -690,10 +690,10 @@ def rows_curvature(rows, pre):
 
         first = dask.delayed(chunk_curvature, pure=True)(rows.chunks[0], pre)
         task = dask.delayed(chunk_row_norms, pure=True)
-        (lam, _, mean_l1), norms = dask.compute(
-            first, [task(c, pre) for c in rows.chunks]
+        (lam, max_row_sq, mean_l1), rest = dask.compute(
+            first, [task(c, pre) for c in rows.chunks[1:]]
         )
-        return lam, max(m for m, _ in norms), mean_l1
+        return lam, max([max_row_sq, *(m for m, _ in rest)]), mean_l1
     X, _, sample_weight = rows.chunk(0)
     lam, max_row_sq, mean_l1 = block_curvature(X, pre, sample_weight)
     for i in range(1, rows.n_chunks):
