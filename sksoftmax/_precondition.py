@@ -35,6 +35,7 @@ __all__ = [
     "block_row_norms",
     "default_learning_rate",
     "original_gradient_norm",
+    "projected_gradient",
 ]
 
 # Rows per slice when a block's statistics need a temporary of its size.
@@ -364,13 +365,13 @@ def original_gradient_norm(g, z_split, *, m, l1, scale):
     gW, gb = g[:m], g[m:]
     s = np.tile(scale, m // scale.size)
     P, N = z_split[:m] / s, z_split[m : 2 * m] / s
-    parts = [_project(gW + l1, P), _project(l1 - gW, N), np.abs(gb)]
+    parts = [projected_gradient(gW + l1, P), projected_gradient(l1 - gW, N), np.abs(gb)]
     return float(max(np.max(np.abs(p)) if p.size else 0.0 for p in parts))
 
 
-def _project(g, x):
-    # L-BFGS-B's projgr for a lower bound 0: a positive gradient at x
-    # counts at most x.
+def projected_gradient(g, x):
+    """L-BFGS-B's projected gradient at ``x`` for a lower bound 0 (``x``
+    the distance to the bound): a positive entry counts at most ``x``."""
     return np.where(g > 0, np.minimum(x, g), g)
 
 

@@ -5,7 +5,11 @@ import scipy.optimize
 
 from .._backend import limit_scipy_blas_threads
 from .._penalty import SplitL1Problem
-from .._precondition import ScaledProblem, original_gradient_norm
+from .._precondition import (
+    ScaledProblem,
+    original_gradient_norm,
+    projected_gradient,
+)
 from ._common import SolverResult
 
 # L-BFGS history (pairs of vectors kept) on the preconditioned path. Measured
@@ -40,7 +44,7 @@ def _restart(opt, converged, gradient_norm, tol, n_iter, max_iter, bounds):
         return False
     g = np.asarray(opt.jac, dtype=np.float64)
     if bounds is not None:  # projected on the lower bounds of the L1 split
-        g = np.where(g > 0, np.minimum(opt.x - bounds.lb, g), g)
+        g = projected_gradient(g, opt.x - bounds.lb)
     if not g.size or np.max(np.abs(g)) <= RESTART_FLOOR:
         return False
     return float(gradient_norm(opt.x)) > tol
