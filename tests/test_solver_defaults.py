@@ -101,29 +101,15 @@ def test_partial_fit_keeps_the_step_of_its_first_call(standardized):
 
 
 def test_default_step_formula():
+    curvature = dict(lam=3.0, max_row_sq=50.0, n_samples=100, momentum=0.9)
     # Full batch (B = n): (1 - momentum) / ((lam + 1) / 2).
-    lr = default_learning_rate(
-        solver="sgd",
-        lam=3.0,
-        max_row_sq=50.0,
-        batch_size=100,
-        n_samples=100,
-        momentum=0.9,
-    )
+    lr = default_learning_rate(solver="sgd", batch_size=100, **curvature)
     assert_allclose(lr, 0.1 / 2.0)
     # One row per batch: the largest row norm decides.
-    lr1 = default_learning_rate(
-        solver="sgd",
-        lam=3.0,
-        max_row_sq=50.0,
-        batch_size=1,
-        n_samples=100,
-        momentum=0.9,
-    )
+    lr1 = default_learning_rate(solver="sgd", batch_size=1, **curvature)
     assert_allclose(lr1, 0.1 / 25.5)
     # Adam: 0.7 over the mean L1 row norm, at most 0.1.
-    adam = dict(solver="adam", lam=3.0, max_row_sq=50.0, batch_size=1)
-    adam.update(n_samples=100, momentum=0.9)
+    adam = dict(solver="adam", batch_size=1, **curvature)
     assert default_learning_rate(mean_l1=35.0, **adam) == pytest.approx(0.02)
     assert default_learning_rate(mean_l1=2.0, **adam) == pytest.approx(0.1)
     assert default_learning_rate(mean_l1=0.0, **adam) == pytest.approx(0.1)
