@@ -526,11 +526,6 @@ def default_learning_rate(
     return float((1.0 - momentum if momentum < 1 else 0.1) / L)
 
 
-def _place(a, like):
-    a = np.array(to_numpy(a), dtype=np.float64)
-    return a if like is None else asarray_like(a, like)
-
-
 def fit_preconditioner(
     X, sample_weight=None, *, fit_intercept, alpha=0.0, enabled=True
 ):
@@ -553,9 +548,8 @@ class MinibatchSetup:
     rows (in memory: one ``update``; chunks: one per chunk, merged), and
     ``curvature(pre)`` returns :func:`block_curvature`'s ``(lam,
     max_row_sq, mean_l1)`` (in memory: over X; chunks: see
-    :func:`rows_curvature`). ``like`` is an
-    array whose namespace and device the start point takes (None: NumPy).
-    ``state`` is the optimizer state of the previous ``partial_fit`` call or
+    :func:`rows_curvature`). The start point ``V0``, ``c0`` is float64
+    NumPy. ``state`` is the optimizer state of the previous ``partial_fit`` call or
     None; it carries the preconditioner, the resolved step and the last raw
     iterate, so that a stream keeps one set of variables.
     """
@@ -574,7 +568,6 @@ class MinibatchSetup:
         n_samples,
         stats,
         curvature,
-        like=None,
         state=None,
     ):
         if state is not None and "scale" in state:
@@ -607,8 +600,9 @@ class MinibatchSetup:
             V, c = iterate[0], iterate[1] if len(iterate) > 1 else None
         else:
             V, c = pre.to_scaled(W0, b0 if loss.fit_intercept else None)
-        self.V0 = _place(V, like)
-        self.c0 = None if c is None else _place(c, like)
+        # float64 NumPy start point; the epoch loop moves it to each chunk
+        self.V0 = np.array(to_numpy(V), dtype=np.float64)
+        self.c0 = None if c is None else np.array(to_numpy(c), dtype=np.float64)
 
     def l1_weights(self, l1):
         """``l1 * ||W||_1 = sum_j (l1 / s_j) ||V_j||_1``: per-feature weights."""
@@ -620,10 +614,6 @@ class MinibatchSetup:
         """``alpha / 2 ||W||^2 = sum_j alpha / (2 s_j^2) ||V_j||^2``."""
         alpha = self.loss.alpha
         return alpha / self.pre.scale**2 if alpha else 0.0
-
-    def optimizer_state(self, state):
-        """The previous optimizer state (copied), or None for a fresh start."""
-        return None if state is None else dict(state)
 
     def finish(self, res, *, use_average):
         """Map ``res`` (scaled ``W``, ``b``) back to the original variables in

@@ -22,7 +22,7 @@ from ._precondition import (
     rows_preconditioner,
 )
 from ._problem import Start, build_problem
-from ._solvers import MinibatchOptimizer, TrainingMonitor, minimize_lbfgs
+from ._solvers import TrainingMonitor, make_optimizer, minimize_lbfgs
 from ._solvers.minibatch import Carry, batch_rows, map_state, run_epochs
 from ._validation import split_validation
 
@@ -200,7 +200,7 @@ def _run_minibatch(problem, data, params, monitor, previous, incremental, single
     )
     # An average of proximal iterates loses their exact zeros.
     use_average = params["average"] and not problem.l1 and validation is None
-    optimizer = MinibatchOptimizer(
+    optimizer = make_optimizer(
         params["solver"],
         learning_rate_init=setup.learning_rate_init,
         learning_rate=params["learning_rate"],

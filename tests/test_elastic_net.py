@@ -14,7 +14,7 @@ from sksoftmax import SoftmaxRegressionClassifier
 from sksoftmax._backend import get_namespace
 from sksoftmax._compat import logistic_regression_elastic_net_params
 from sksoftmax._penalty import soft_threshold
-from sksoftmax._solvers import MinibatchOptimizer
+from sksoftmax._solvers import make_optimizer
 
 
 def _standardized(loader):
@@ -160,7 +160,7 @@ def test_soft_threshold_and_prox_steps_on_array_api_strict():
     assert get_namespace(out) is get_namespace(W)
     assert_allclose(np.asarray(out), [[-1.5, 0.0, 0.0, 0.0, 0.5]])
     for solver in ("sgd", "adam"):
-        opt = MinibatchOptimizer(solver, learning_rate_init=0.1, l1=1.0)
+        opt = make_optimizer(solver, learning_rate_init=0.1, l1=1.0)
         grads = [xp.asarray([[0.5, -0.5, 0.2, 0.0, 0.0]])]
         (new,) = opt.update([xp.zeros_like(W)], grads, xp)
         # |gradient| < l1: every coordinate stays at exactly zero.

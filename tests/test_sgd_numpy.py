@@ -6,7 +6,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from sksoftmax import SoftmaxRegressionClassifier
-from sksoftmax._solvers import MinibatchOptimizer
+from sksoftmax._solvers import make_optimizer
 
 array_api_strict = pytest.importorskip("array_api_strict")
 
@@ -27,8 +27,8 @@ def test_in_place_update_matches_generic(rng, solver, kwargs):
     xps = array_api_strict
     params = [rng.standard_normal((3, 4)), rng.standard_normal(3)]
     ref = [xps.asarray(p.copy()) for p in params]
-    fast_opt = MinibatchOptimizer(solver, learning_rate_init=0.1, **kwargs)
-    ref_opt = MinibatchOptimizer(solver, learning_rate_init=0.1, **kwargs)
+    fast_opt = make_optimizer(solver, learning_rate_init=0.1, **kwargs)
+    ref_opt = make_optimizer(solver, learning_rate_init=0.1, **kwargs)
     for _ in range(4):
         grads = [rng.standard_normal((3, 4)), rng.standard_normal(3)]
         out = fast_opt.update(params, grads, np)

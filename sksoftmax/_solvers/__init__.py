@@ -4,14 +4,14 @@ arrays live in NumPy or CuPy, in memory or on Dask workers."""
 
 from ._common import NoImprovementStop, SolverResult, TrainingMonitor
 from ._lbfgs import minimize_lbfgs
-from ._sgd import MinibatchOptimizer
 from .minibatch import run_epochs
+from .optimizers import make_optimizer
 
 __all__ = [
-    "MinibatchOptimizer",
     "NoImprovementStop",
     "SolverResult",
     "TrainingMonitor",
+    "make_optimizer",
     "minimize_lbfgs",
     "run_epochs",
 ]
