@@ -635,51 +635,35 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------ predict
 
-    def _logits(self, X, method, *, numpy_proba=False):
-        """Logits of ``X`` where the arithmetic runs, the namespace there and
-        the placement; checks ``X`` as ``fit`` did. With ``numpy_proba``, a
-        dense NumPy ``X`` computed on the CPU gets ``(predict_proba, np,
-        None)`` from :func:`predict_proba_numpy` (row blocks on every core)."""
+    def _checked_X(self, X, method, *, finite=True):
+        """``X`` checked as ``fit`` checked it, in its own namespace. With
+        ``finite=False`` dense NumPy-convertible input is not scanned for
+        NaN or infinity here (the caller checks it another way)."""
         check_is_fitted(self)
         where = f"{type(self).__name__}.{method}"
         prediction.check_same_namespace(X, self.coef_, self.device, where)
         if is_foreign_array(X) or is_cupy_sparse(X):
             X_checked = validate_X(X)
             validate_data(self, X, reset=False, skip_check_array=True)
-        elif numpy_proba and self.device in (None, "cpu") and not sp.issparse(X):
-            # Dense on the CPU: the blocked kernel checks its logits, which
-            # are non-finite wherever X is, so X is checked only then.
-            X_checked = validate_data(
-                self,
-                X,
-                reset=False,
-                accept_sparse=["csr", "csc"],
-                dtype=[np.float64, np.float32],
-                ensure_all_finite=False,
-            )
-            if isinstance(X_checked, np.ndarray):
-                coef, icpt = to_numpy(self.coef_), to_numpy(self.intercept_)
-                proba = predict_proba_numpy(
-                    X_checked,
-                    coef,
-                    icpt,
-                    temperature=self.temperature_,
-                    on_nonfinite=lambda: assert_all_finite(
-                        X_checked, estimator_name=type(self).__name__, input_name="X"
-                    ),
-                )
-                return proba, np, None
-            assert_all_finite(
-                X_checked, estimator_name=type(self).__name__, input_name="X"
-            )
-        else:
-            X_checked = validate_data(
-                self,
-                X,
-                reset=False,
-                accept_sparse=["csr", "csc"],
-                dtype=[np.float64, np.float32],
-            )
+            return X_checked
+        return validate_data(
+            self,
+            X,
+            reset=False,
+            accept_sparse=["csr", "csc"],
+            dtype=[np.float64, np.float32],
+            ensure_all_finite=finite,
+        )
+
+    def _assert_finite(self, X):
+        assert_all_finite(X, estimator_name=type(self).__name__, input_name="X")
+
+    def _logits(self, X, method):
+        """Logits of ``X`` where the arithmetic runs, the namespace there and
+        the placement; checks ``X`` as ``fit`` did."""
+        return self._logits_of(self._checked_X(X, method))
+
+    def _logits_of(self, X_checked):
         return prediction.logits(
             X_checked, self.coef_, self.intercept_, len(self.classes_), self.device
         )
@@ -741,9 +725,25 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         """
         if is_dask_collection(X):  # lazily, chunk by chunk on the workers
             return self._map_dask(X, "predict_proba")
-        logits, xp, place = self._logits(X, "predict_proba", numpy_proba=True)
-        if place is None:  # dense NumPy: the probabilities, from row blocks
-            return logits
+        dense_cpu = (
+            self.device in (None, "cpu")
+            and not sp.issparse(X)
+            and not (is_foreign_array(X) or is_cupy_sparse(X))
+        )
+        X_checked = self._checked_X(X, "predict_proba", finite=not dense_cpu)
+        if dense_cpu and isinstance(X_checked, np.ndarray):
+            # The blocked kernel checks its logits, which are non-finite
+            # wherever X is: X is scanned for NaN/inf only then.
+            return predict_proba_numpy(
+                X_checked,
+                to_numpy(self.coef_),
+                to_numpy(self.intercept_),
+                temperature=self.temperature_,
+                on_nonfinite=lambda: self._assert_finite(X_checked),
+            )
+        if dense_cpu:
+            self._assert_finite(X_checked)
+        logits, xp, place = self._logits_of(X_checked)
         return place.to_input(
             softmax(logits, axis=1, temperature=self.temperature_, xp=xp)
         )
