@@ -62,7 +62,8 @@ class _Optimizer:
         self.learning_rate_init = learning_rate_init
         self.l1 = l1
         self.l2 = l2
-        self.has_prox = bool(np.any(l1)) or bool(np.any(l2))
+        self.has_l1, self.has_l2 = bool(np.any(l1)), bool(np.any(l2))
+        self.has_prox = self.has_l1 or self.has_l2
         self.average = average
         self.state = (
             dict(state)
@@ -97,9 +98,9 @@ class _Optimizer:
         """Proximal map of ``step * (l1 |W| + l2 / 2 W^2)``, ``step`` a scalar
         or an array like ``W``."""
         W = W_new
-        if np.any(self.l1):
+        if self.has_l1:
             W = soft_threshold(W, step * self._weights(self.l1, W, xp), xp)
-        if np.any(self.l2):
+        if self.has_l2:
             W = W / (1.0 + step * self._weights(self.l2, W, xp))
         return W
 
@@ -199,7 +200,7 @@ class _Optimizer:
         """``sum l1 |W|``, the part of J the minibatch objective does not
         report (the L2 term's value is in each minibatch's J, as the epoch's
         mean; only its gradient is left to the proximal step)."""
-        if not np.any(self.l1):
+        if not self.has_l1:
             return 0.0
         return float(xp.sum(xp.abs(W) * self._weights(self.l1, W, xp)))
 
