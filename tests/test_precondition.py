@@ -146,7 +146,10 @@ def test_constant_features_get_a_finite_scale(rng, alpha, dtype):
     y = (X[:, 2] > 0).astype(int)
     clf = SoftmaxRegressionClassifier(tol=1e-8, C=10.0).fit(X, y)
     ref = SoftmaxRegressionClassifier(tol=1e-8, C=10.0, precondition=False).fit(X, y)
-    assert_allclose(clf.predict_proba(X), ref.predict_proba(X), atol=1e-4)
+    # float32 fits stop at its rounding floor, short of tol=1e-8, each on its
+    # own path: up to 1e-4 apart (by machine), where float64 agrees to 1e-6.
+    atol = 1e-6 if dtype == np.float64 else 3e-4
+    assert_allclose(clf.predict_proba(X), ref.predict_proba(X), atol=atol)
 
 
 def test_block_curvature_against_the_eigenvalues(rng):
