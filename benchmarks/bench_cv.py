@@ -6,6 +6,7 @@ One command::
     python benchmarks/bench_cv.py --quick    # smaller data (minutes)
     python benchmarks/bench_cv.py --smoke    # tiny data (run by the tests)
     python benchmarks/bench_cv.py --only 100k,CSR   # the rows whose name holds one
+    python benchmarks/bench_cv.py --newton   # where Newton pays (solver="auto")
 
 For each data set both estimators cross-validate the same grid of ``Cs`` on
 the same (stratified) folds with the same scoring (``neg_log_loss``) and
@@ -45,6 +46,21 @@ from sklearn.model_selection import KFold, StratifiedKFold  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from sksoftmax import SoftmaxRegressionCV  # noqa: E402
+from sksoftmax._solvers import _newton  # noqa: E402
+
+# (n_samples, n_features, n_classes) of the --newton table: around the rule's
+# bound n_samples * n_params^2 = NEWTON_MAX_WORK, on both sides.
+NEWTON_SHAPES = [
+    (8000, 6, 2),
+    (400, 10, 3),
+    (20000, 8, 2),
+    (300, 30, 3),
+    (3000, 12, 3),
+    (150, 60, 3),
+    (500, 30, 4),
+    (2000, 20, 3),
+    (2000, 30, 5),
+]
 
 
 def _bundled(loader):
@@ -106,6 +122,50 @@ def _time_interleaved(makers, X, y, repeats):
     return [float(np.median(t)) for t in times], models
 
 
+def newton_table(folds, n_Cs, repeats):
+    """SoftmaxRegressionCV's folds solved by L-BFGS and by Newton's method
+    (the rule overridden), on NEWTON_SHAPES: the measurement behind
+    ``NEWTON_MAX_WORK``."""
+    print(
+        f"Newton's method against L-BFGS for the folds' paths; bound n p^2 <= "
+        f"{_newton.NEWTON_MAX_WORK:.2e}"
+    )
+    print("| n x d x K | params p | n p^2 | auto takes | L-BFGS s | Newton s | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    bound = _newton.NEWTON_MAX_WORK
+    for n, d, K in NEWTON_SHAPES:
+        X, y = make_classification(
+            n_samples=n,
+            n_features=d,
+            n_informative=min(d - 3, 8),
+            n_classes=K,
+            n_clusters_per_class=1,
+            random_state=0,
+        )
+        p = (1 if K == 2 else K) * (d + 1)
+        n_train = n * (folds - 1) // folds
+        takes = "Newton" if _newton.newton_pays(n_train, p) else "L-BFGS"
+        cv = list(StratifiedKFold(folds, shuffle=True, random_state=0).split(X, y))
+        times = []
+        for solver, limit in (("lbfgs", bound), ("auto", np.inf)):
+            _newton.NEWTON_MAX_WORK = limit
+            est = SoftmaxRegressionCV(Cs=n_Cs, cv=cv, solver=solver)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                est.fit(X, y)  # warm-up
+                t = []
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    est.fit(X, y)
+                    t.append(time.perf_counter() - t0)
+            times.append(min(t))
+        _newton.NEWTON_MAX_WORK = bound
+        print(
+            f"| {n} x {d} x {K} | {p} | {n_train * p**2:.1e} | {takes} | "
+            f"{times[0]:.3f} | {times[1]:.3f} | {times[1] / times[0]:.2f} |"
+        )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small data")
@@ -117,10 +177,17 @@ def main(argv=None):
     parser.add_argument(
         "--only", default=None, help="comma-separated parts of data set names"
     )
+    parser.add_argument(
+        "--newton", action="store_true", help="only the Newton/L-BFGS table"
+    )
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick or args.smoke else 3)
     args.Cs = args.Cs or (3 if args.smoke else 5)
     print(f"load average before: {os.getloadavg()[0]:.1f}")
+    if args.newton:
+        newton_table(args.folds, args.Cs, repeats)
+        print(f"load average after: {os.getloadavg()[0]:.1f}")
+        return
     print(f"Cs={args.Cs} (1e-4..1e4), {args.folds} folds, tol={args.tol}, n_jobs=1")
     print(
         "| data | LogisticRegressionCV s | SoftmaxRegressionCV s | ratio | "

@@ -848,7 +848,7 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         return float(accuracy_score(y, pred, sample_weight=sample_weight))
 
 
-def fit_warm_path(estimator, X, y, sample_weight, Cs):
+def fit_warm_path(estimator, X, y, sample_weight, Cs, *, solver=None):
     """Fit ``estimator`` at each ``C`` of ``Cs`` in turn, each fit starting
     from the previous one; yields the estimator after each fit.
 
@@ -860,12 +860,18 @@ def fit_warm_path(estimator, X, y, sample_weight, Cs):
     whole path: :class:`~sksoftmax.SoftmaxRegressionCV` fits each fold's
     path of ``C`` this way. The estimator is left with ``warm_start=True``
     and the last ``C``.
+
+    ``solver`` (optional) replaces the estimator's solver for the path:
+    ``"newton"``, Newton's method with the exact Hessian, is offered here
+    only, for small in-memory data (see :func:`newton_pays`).
     """
     estimator.warm_start = True
     params = estimator.get_params(deep=False)
     validate_parameter_constraints(
         estimator._parameter_constraints, params, type(estimator).__name__
     )
+    if solver is not None:
+        params["solver"] = solver
     # fit's own context (_fit_context): nested scikit-learn calls skip their
     # parameter checks.
     with config_context(skip_parameter_validation=True):

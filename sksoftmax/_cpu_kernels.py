@@ -24,7 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["block_groups", "map_groups", "n_threads", "predict_proba_numpy"]
+__all__ = [
+    "block_groups",
+    "hold_blas_one_thread",
+    "map_groups",
+    "n_threads",
+    "predict_proba_numpy",
+]
 
 # Bytes of X and logits per block: half of a 2 MB L2 (measured on 100k x 200 x
 # 10, one thread: 512-2,048 rows per block within 5% of each other).
@@ -94,6 +100,12 @@ def _set_blas_threads(count):
 
 
 _HOLD = _BlasHold()
+
+
+def hold_blas_one_thread():
+    """A context that holds NumPy's BLAS at one thread (re-entrant), for a
+    run of small products."""
+    return _HOLD
 
 
 def n_threads():

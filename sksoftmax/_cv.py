@@ -37,6 +37,7 @@ from ._backend import (
 from ._classifier import SoftmaxRegressionClassifier, fit_warm_path
 from ._docs import doc_link_params, doc_link_template
 from ._functional import log_softmax, softmax
+from ._solvers._newton import newton_pays
 from ._validation import validate_X
 from .metrics import (
     _as_target_matrix,
@@ -94,8 +95,17 @@ class SoftmaxRegressionCV(ClassifierMixin, BaseEstimator):
         cross-entropy of the predicted probabilities against the targets:
         ``neg_log_loss`` for class labels, and defined as well for soft
         labels (probability rows), where ``neg_log_loss`` is not.
-    solver : {"lbfgs", "sgd", "adam"}, default="lbfgs"
-        The solver of every fit.
+    solver : {"auto", "lbfgs", "sgd", "adam"}, default="auto"
+        The solver of every fit. ``"auto"`` is ``"lbfgs"``, except that on
+        small in-memory data (NumPy or SciPy sparse, where a Hessian takes at
+        most 2**21 multiply-adds: ``n_samples * p**2`` for ``p = k *
+        (n_features + 1)`` parameters, as for iris, wine or breast_cancer; no
+        L1 term) each fold's path of ``Cs`` is solved by Newton's method with
+        the exact Hessian: the same objective and the same stopping rule
+        (the largest entry of the gradient at most ``tol``), reached in a
+        few iterations warm-started along the path, where L-BFGS takes tens
+        (``n_iter_`` counts Newton iterations there). The final model is
+        always fitted by L-BFGS (``estimator_.solver == "lbfgs"``).
     tol : float >= 0, default=1e-4
         Stopping tolerance of every fit.
     max_iter : int >= 1, default=100
@@ -182,7 +192,7 @@ class SoftmaxRegressionCV(ClassifierMixin, BaseEstimator):
         "fit_intercept": ["boolean"],
         "cv": ["cv_object"],
         "scoring": [str, callable, None],
-        "solver": [StrOptions({"lbfgs", "sgd", "adam"})],
+        "solver": [StrOptions({"auto", "lbfgs", "sgd", "adam"})],
         "tol": [Interval(Real, 0, None, closed="left")],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "class_weight": [dict, StrOptions({"balanced"}), None],
@@ -207,7 +217,7 @@ class SoftmaxRegressionCV(ClassifierMixin, BaseEstimator):
         fit_intercept=True,
         cv=None,
         scoring=None,
-        solver="lbfgs",
+        solver="auto",
         tol=1e-4,
         max_iter=100,
         class_weight=None,
@@ -297,11 +307,23 @@ class SoftmaxRegressionCV(ClassifierMixin, BaseEstimator):
             _check_every_class_in_every_fold(np.asarray(y_np).ravel(), folds, classes)
         params = {name: getattr(self, name) for name in _PASSED_ON}
         params["class_weight"] = self._fold_class_weight(y_np, soft, classes)
+        if self.solver == "auto":  # the estimator's solver is L-BFGS
+            params["solver"] = "lbfgs"
+        path_solver = self._path_solver(X, len(classes), len(folds))
         _scorer(self.scoring)  # an unknown name fails here, before any fit
         order = np.argsort(Cs, kind="stable")  # strong -> weak penalty
         paths = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(
             delayed(_fit_path)(
-                X, y, sample_weight, train, test, Cs[order], l1, params, self.scoring
+                X,
+                y,
+                sample_weight,
+                train,
+                test,
+                Cs[order],
+                l1,
+                params,
+                self.scoring,
+                path_solver if l1 == 0 else None,
             )
             for train, test in folds
             for l1 in l1_ratios
@@ -309,6 +331,19 @@ class SoftmaxRegressionCV(ClassifierMixin, BaseEstimator):
         self._store_paths(paths, order, Cs, l1_ratios, len(folds))
         self._fit_final(X, y, sample_weight, params, paths)
         return self
+
+    def _path_solver(self, X, n_classes, n_folds):
+        """``"newton"`` where ``solver="auto"`` solves the folds' paths by
+        Newton's method (small in-memory data, see :func:`newton_pays`),
+        else None (the estimator's solver)."""
+        if self.solver != "auto" or self.device == "cuda":
+            return None
+        if not (type(X) is np.ndarray or sp.issparse(X)):
+            return None
+        n_logits = 1 if n_classes == 2 else n_classes
+        n_params = n_logits * (X.shape[1] + int(self.fit_intercept))
+        n_train = X.shape[0] * (n_folds - 1) // max(n_folds, 1)
+        return "newton" if newton_pays(n_train, n_params) else None
 
     def _grid_of_C(self):
         if isinstance(self.Cs, Integral):
@@ -473,10 +508,13 @@ def _check_every_class_in_every_fold(y, folds, classes):
             )
 
 
-def _fit_path(X, y, sample_weight, train, test, Cs, l1_ratio, params, scoring):
+def _fit_path(
+    X, y, sample_weight, train, test, Cs, l1_ratio, params, scoring, solver=None
+):
     """One training fold, one ``l1_ratio``, every ``C`` in increasing order,
     each fit warm-started from the previous one; the fold is checked once
-    (:func:`~sksoftmax._classifier.fit_warm_path`)."""
+    (:func:`~sksoftmax._classifier.fit_warm_path`). ``solver`` replaces the
+    estimator's for the path (``"newton"``)."""
     X_train, X_test = _rows(X, train), _rows(X, test)
     y_train, y_test = _rows(y, train), _rows(y, test)
     sw_train = sw_test = None
@@ -489,7 +527,9 @@ def _fit_path(X, y, sample_weight, train, test, Cs, l1_ratio, params, scoring):
     scores, n_iter, coefs = [], [], []
     # One limit of SciPy's BLAS threads for the whole path, not one per fit.
     with limit_scipy_blas_threads():
-        path = fit_warm_path(est, X_train, y_train, sw_train, [float(C) for C in Cs])
+        path = fit_warm_path(
+            est, X_train, y_train, sw_train, [float(C) for C in Cs], solver=solver
+        )
         for fitted in path:
             scores.append(held_out.score(fitted))
             n_iter.append(fitted.n_iter_)

@@ -13,6 +13,7 @@ import threading
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.special
 from sklearn import get_config
 
 from ._backend import (
@@ -630,6 +631,57 @@ class LinearSoftmaxLoss:
             grad[k * d :] = to_numpy(gb)
         return float(loss), grad
 
+    def hessian(self, coef, X, sample_weight=None):
+        """The Hessian of J at a flat float64 ``coef``, for NumPy (dense or
+        SciPy sparse) ``X``: a dense float64 (n_params, n_params) matrix in
+        the flat layout ``[W.ravel(), b]``.
+
+        Cross-entropy against any target whose rows sum to one (labels,
+        smoothed labels, probabilities) has the Hessian ``diag(p) - p p^T``
+        in the logits, whatever the target; so block ``(a, c)`` is
+        ``X1^T diag(w (delta_ac p_a - p_a p_c)) X1 / S`` with ``X1 = [X, 1]``
+        (``[X]`` without an intercept), plus ``alpha`` on the diagonal of
+        ``W``. A binary model has the one block ``w p (1 - p)``. Forming it
+        costs about ``n (d + 1)^2 k (k + 1) / 2`` multiply-adds: meant for
+        problems with few parameters (Newton's method on small data).
+        """
+        k, d = self.n_logits, self.n_features
+        W = np.asarray(coef[: k * d].reshape(k, d), dtype=X.dtype)
+        logits = np.asarray(X @ W.T, dtype=np.float64)
+        if self.fit_intercept:
+            logits += coef[k * d :]
+        n = X.shape[0]
+        if k == 1:
+            p = scipy.special.expit(logits)
+            curv = p * (1 - p)  # (n, 1)
+        else:
+            p = scipy.special.softmax(logits, axis=1)
+            curv = -p[:, :, None] * p[:, None, :]  # (n, k, k)
+            curv[:, np.arange(k), np.arange(k)] += p
+            curv = curv.reshape(n, k * k)
+        S = float(n)
+        if sample_weight is not None:
+            curv *= sample_weight[:, None]
+            S = float(np.sum(sample_weight)) or 1.0
+        # H[a, i, c, j] = sum_n X[n, i] X[n, j] curv[n, a, c], and so on
+        H = np.empty((self.n_params, self.n_params))
+        m = k * d
+        H[:m, :m] = (
+            _weighted_grams(X, curv)
+            .reshape(d, d, k, k)
+            .transpose(2, 0, 3, 1)
+            .reshape(m, m)
+        )
+        if self.fit_intercept:
+            Xc = np.asarray(X.T @ curv, dtype=np.float64).reshape(d, k, k)
+            H[:m, m:] = Xc.transpose(1, 0, 2).reshape(m, k)
+            H[m:, :m] = H[:m, m:].T
+            H[m:, m:] = curv.sum(axis=0).reshape(k, k)
+        H /= S
+        if self.alpha:
+            H[np.arange(m), np.arange(m)] += self.alpha
+        return H
+
     def pack(self, loss, gW, gb, *, xp):
         """``[loss, gW.ravel(), gb]`` as one vector on the device, in the
         accumulation dtype (float64 where the device has it), so that it
@@ -648,3 +700,20 @@ class LinearSoftmaxLoss:
 
     def gradient(self, coef, X, target, sample_weight=None):
         return self.loss_gradient(coef, X, target, sample_weight)[1]
+
+
+def _weighted_grams(X, V, rows=256):
+    """``sum_n X[n, i] X[n, j] V[n, c]`` as a float64 (d, d, q) array, for
+    dense or SciPy sparse ``X`` (n, d) and ``V`` (n, q); dense ``X`` in
+    blocks of ``rows`` rows, so that the (rows, d, q) temporary stays small."""
+    n, d = X.shape
+    q = V.shape[1]
+    if sp.issparse(X):
+        grams = [(X.T @ X.multiply(V[:, [c]])) for c in range(q)]
+        return np.stack([np.asarray(G.toarray(), float) for G in grams], axis=2)
+    out = np.zeros((d, d * q))
+    for start in range(0, n, rows):
+        Xb = np.asarray(X[start : start + rows], dtype=np.float64)
+        XV = (Xb[:, :, None] * V[start : start + rows, None, :]).reshape(-1, d * q)
+        out += Xb.T @ XV
+    return out.reshape(d, d, q)

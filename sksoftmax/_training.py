@@ -23,10 +23,15 @@ from ._precondition import (
 )
 from ._problem import Start, build_problem
 from ._solvers import TrainingMonitor, make_optimizer, minimize_lbfgs
+from ._solvers._newton import minimize_newton
 from ._solvers.minibatch import Carry, batch_rows, map_state, run_epochs
 from ._validation import split_validation
 
 __all__ = ["FitResult", "Previous", "train"]
+
+# Solvers that evaluate the whole objective at every iteration. "newton" is
+# internal (SoftmaxRegressionCV's paths on small data), not an estimator option.
+FULL_BATCH = ("lbfgs", "newton")
 
 
 @dataclass
@@ -85,13 +90,13 @@ def train(
         start=start,
         seen_weight=previous.seen_weight if incremental else 0.0,
     )
-    lbfgs = params["solver"] == "lbfgs"
+    full_batch = params["solver"] in FULL_BATCH
     monitor = TrainingMonitor(
         verbose=params["verbose"],
         callback=callback,
         start_iter=previous.n_iter if incremental else 0,
         max_iter=None if single_pass else params["max_iter"],
-        unit="Iteration" if lbfgs else "Epoch",
+        unit="Iteration" if full_batch else "Epoch",
     )
     try:
         # On CuPy, the GPU of the data is the current one while the solver
@@ -99,6 +104,8 @@ def train(
         with data.place.context():
             if params["solver"] == "lbfgs":
                 res = _run_lbfgs(problem, data, params, monitor)
+            elif params["solver"] == "newton":
+                res = _run_newton(problem, data, params, monitor)
             else:
                 res = _run_minibatch(
                     problem, data, params, monitor, previous, incremental, single_pass
@@ -124,7 +131,7 @@ def train(
         best_loss=float(min(curve)) if curve else res.best_loss,
         validation_scores=res.validation_scores,
         seen_weight=problem.S,
-        optimizer_state=res.state if params["solver"] != "lbfgs" else None,
+        optimizer_state=None if full_batch else res.state,
         rng=res.rng,
     )
 
@@ -144,6 +151,29 @@ def _run_lbfgs(problem, data, params, monitor):
         ),
         layout=problem.loss,
     )
+    return _full_batch_outcome(res, problem, params, "lbfgs")
+
+
+def _run_newton(problem, data, params, monitor):
+    """Newton's method (internal: SoftmaxRegressionCV's paths on small
+    in-memory data), with L-BFGS's objective and stopping rule."""
+    if problem.l1:
+        raise NotImplementedError("Newton's method has no L1 term (l1_ratio > 0).")
+    loss, args = data.rows.lbfgs_objective(problem.loss)
+    res = minimize_newton(
+        loss,
+        problem.coef0,
+        *args,
+        max_iter=params["max_iter"],
+        tol=params["tol"],
+        monitor=monitor,
+    )
+    return _full_batch_outcome(res, problem, params, "newton")
+
+
+def _full_batch_outcome(res, problem, params, name):
+    """Unpack a full-batch solver's flat result; its stop reason, and a
+    ConvergenceWarning when it did not converge."""
     res.W, res.b = problem.loss.unpack(res.W)
     status = res.state["status"]
     res.stop_reason = {
@@ -153,19 +183,19 @@ def _run_lbfgs(problem, data, params, monitor):
     }.get(status, f"stopped abnormally ({res.state['message']})")
     if status == 1:
         warnings.warn(
-            f"lbfgs failed to converge after {res.n_iter} iteration(s) "
+            f"{name} failed to converge after {res.n_iter} iteration(s) "
             f"(max_iter={params['max_iter']}). Increase max_iter or scale the data.",
             ConvergenceWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
     elif status not in (0, 99):  # 99: stopped by the callback
         warnings.warn(
-            f"lbfgs stopped abnormally after {res.n_iter} iteration(s) "
+            f"{name} stopped abnormally after {res.n_iter} iteration(s) "
             f"(status={status}: {res.state['message']}); the model may be far "
             "from the optimum. Scale the data or raise the regularization "
             "(smaller C).",
             ConvergenceWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
     return res
 

@@ -235,7 +235,11 @@ def test_fold_path_equals_warm_started_public_fits(dtype, weighted, binary):
     Cs = [0.01, 1.0, 100.0]
     for scoring in (None, "neg_log_loss"):
         cv = SoftmaxRegressionCV(
-            Cs=Cs, cv=[(train, test)], scoring=scoring, class_weight="balanced"
+            Cs=Cs,
+            cv=[(train, test)],
+            scoring=scoring,
+            class_weight="balanced",
+            solver="lbfgs",  # "auto" would take Newton's method on wine
         ).fit(X, y, sample_weight=sw)
         sw_train = None if sw is None else sw[train]
         sw_test = None if sw is None else sw[test]
@@ -269,7 +273,7 @@ def test_neg_log_loss_from_logits_equals_log_loss(binary):
     train, test = next(StratifiedKFold(3, shuffle=True, random_state=1).split(X, y))
     Cs = [0.1, 1e4]
     cv = SoftmaxRegressionCV(
-        Cs=Cs, cv=[(train, test)], scoring="neg_log_loss", max_iter=1000
+        Cs=Cs, cv=[(train, test)], scoring="neg_log_loss", max_iter=1000, solver="lbfgs"
     ).fit(X, y, sample_weight=sw)
     fits = _warm_path(X[train], y[train], sw[train], Cs, max_iter=1000)
     for i, est in enumerate(fits):
