@@ -49,7 +49,7 @@ from sksoftmax import SoftmaxRegressionCV  # noqa: E402
 from sksoftmax._solvers import _newton  # noqa: E402
 
 # (n_samples, n_features, n_classes) of the --newton table: around the rule's
-# bound n_samples * n_params^2 = NEWTON_MAX_WORK, on both sides.
+# bound (newton_work = NEWTON_MAX_WORK), on both sides.
 NEWTON_SHAPES = [
     (8000, 6, 2),
     (400, 10, 3),
@@ -161,7 +161,8 @@ def newton_table(folds, n_Cs, repeats):
             times.append(min(t))
         _newton.NEWTON_MAX_WORK = bound
         print(
-            f"| {n} x {d} x {K} | {p} | {n_train * p**2:.1e} | {takes} | "
+            f"| {n} x {d} x {K} | {p} | {_newton.newton_work(n_train, p):.1e} | "
+            f"{takes} | "
             f"{times[0]:.3f} | {times[1]:.3f} | {times[1] / times[0]:.2f} |"
         )
 

@@ -97,15 +97,16 @@ class SoftmaxRegressionCV(ClassifierMixin, BaseEstimator):
         labels (probability rows), where ``neg_log_loss`` is not.
     solver : {"auto", "lbfgs", "sgd", "adam"}, default="auto"
         The solver of every fit. ``"auto"`` is ``"lbfgs"``, except that on
-        small in-memory data (NumPy or SciPy sparse, where a Hessian takes at
-        most 2**21 multiply-adds: ``n_samples * p**2`` for ``p = k *
-        (n_features + 1)`` parameters, as for iris, wine or breast_cancer; no
-        L1 term) each fold's path of ``Cs`` is solved by Newton's method with
-        the exact Hessian: the same objective and the same stopping rule
-        (the largest entry of the gradient at most ``tol``), reached in a
-        few iterations warm-started along the path, where L-BFGS takes tens
-        (``n_iter_`` counts Newton iterations there). The final model is
-        always fitted by L-BFGS (``estimator_.solver == "lbfgs"``).
+        small in-memory data (NumPy or SciPy sparse, where a Newton
+        iteration takes at most 2**21 multiply-adds, ``n_samples * p**2 +
+        p**3 / 3`` for ``p = k * (n_features + 1)`` parameters, as on iris,
+        wine or breast_cancer; no L1 term) each fold's path of ``Cs`` is
+        solved by Newton's method with the exact Hessian: the same objective
+        and the same stopping rule (the largest entry of the gradient at
+        most ``tol``), reached in a few iterations warm-started along the
+        path, where L-BFGS takes tens (``n_iter_`` counts Newton iterations
+        there). The final model is always fitted by L-BFGS
+        (``estimator_.solver == "lbfgs"``).
     tol : float >= 0, default=1e-4
         Stopping tolerance of every fit.
     max_iter : int >= 1, default=100

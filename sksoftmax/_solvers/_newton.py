@@ -20,17 +20,23 @@ MAX_HALVINGS = 40
 
 # Where Newton's method pays over L-BFGS: one iteration forms the Hessian,
 # about n_samples * n_params^2 multiply-adds (n_params / 2 evaluations of the
-# gradient), and takes 3-5 iterations per C where L-BFGS takes 15-20, each
-# with ~100 us of SciPy's overhead. Measured by benchmarks/bench_cv.py (iris,
-# wine, breast_cancer: Newton) and on synthetic shapes (see RESULTS.md).
+# gradient), and factorizes it (n_params^3 / 3); it takes 1-6 iterations per
+# C where L-BFGS takes 5-20, each with ~100 us of SciPy's overhead. Measured
+# by benchmarks/bench_cv.py --newton (see RESULTS.md).
 NEWTON_MAX_WORK = 2**21
+
+
+def newton_work(n_samples, n_params):
+    """Multiply-adds of one Newton iteration: forming the Hessian and
+    factorizing it."""
+    return n_samples * n_params**2 + n_params**3 / 3
 
 
 def newton_pays(n_samples, n_params):
     """Whether a path of fits on ``n_samples`` rows with ``n_params``
-    unknowns is solved faster by Newton's method than by L-BFGS: where
-    forming the Hessian takes at most ``NEWTON_MAX_WORK`` multiply-adds."""
-    return n_samples * n_params**2 <= NEWTON_MAX_WORK
+    unknowns is solved faster by Newton's method than by L-BFGS: where one
+    iteration takes at most ``NEWTON_MAX_WORK`` multiply-adds."""
+    return newton_work(n_samples, n_params) <= NEWTON_MAX_WORK
 
 
 def _direction(H, g):
