@@ -1,5 +1,6 @@
-"""benchmarks/bench_solvers.py runs end to end on tiny data (no assertions on
-its figures, which the full run reports), so that it never rots."""
+"""benchmarks/bench_solvers.py runs end to end on tiny data, so that it never
+rots: no assertions on its figures, which the full run reports, except the
+conditioning table's, which are properties of the change of variables."""
 
 import json
 import subprocess
@@ -37,3 +38,31 @@ def test_bench_solvers_smoke(tmp_path):
     assert "L-BFGS (fit)" in res["stream"]
     assert all(0 <= v <= 1 for v in res["stream"].values())
     assert "| data | X | estimator |" in proc.stdout
+
+
+def test_bench_solvers_conditioning_smoke():
+    """The conditioning table: on the unscaled set the preconditioner's
+    variables are far better conditioned than the original ones (scales
+    spread over 1e-3..1e3), and a standardized set stays as it was."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_solvers.py"),
+            "--smoke",
+            "--conditioning",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {}
+    for line in proc.stdout.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 5 and cells[1] in ("unscaled", "standardized"):
+            rows[cells[1]] = (float(cells[2]), float(cells[3]), int(cells[4]))
+    assert set(rows) == {"unscaled", "standardized"}
+    original, scaled, _ = rows["unscaled"]
+    assert scaled < original / 1e6
+    original, scaled, _ = rows["standardized"]
+    assert 1 <= original and scaled <= 10 * original
