@@ -7,6 +7,7 @@ One command::
     python benchmarks/bench_cv.py --smoke    # tiny data (run by the tests)
     python benchmarks/bench_cv.py --only 100k,CSR   # the rows whose name holds one
     python benchmarks/bench_cv.py --newton   # where Newton pays (solver="auto")
+    python benchmarks/bench_cv.py --parity   # C_ and coef_ at tol=1e-10
 
 For each data set both estimators cross-validate the same grid of ``Cs`` on
 the same (stratified) folds with the same scoring (``neg_log_loss``) and
@@ -167,6 +168,43 @@ def newton_table(folds, n_Cs, repeats):
         )
 
 
+# tests/test_cv.py's parity sets: (data, Cs, scoring)
+PARITY = [
+    ("iris", [1e-2, 1e-1, 1, 10], "neg_log_loss"),
+    ("wine", [1e-2, 1e-1, 1, 10], "accuracy"),
+    ("wine", 3, "neg_log_loss"),
+    ("digits", [1e-3, 1e-2, 1e-1], "neg_log_loss"),
+]
+
+
+def parity_table():
+    """Both estimators at tol=1e-10 on the parity sets (standardized, 3
+    stratified folds): whether C_ agrees and how far coef_ is."""
+    loaders = {"iris": load_iris, "wine": load_wine, "digits": load_digits}
+    tight = dict(tol=1e-10, max_iter=10_000)
+    print("| data | Cs | scoring | same C_ | max coef diff / max coef |")
+    print("|---|---|---|---|---|")
+    for name, Cs, scoring in PARITY:
+        X, y = _bundled(loaders[name])
+        cv = list(StratifiedKFold(3, shuffle=True, random_state=0).split(X, y))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = LogisticRegressionCV(
+                Cs=Cs,
+                cv=cv,
+                scoring=scoring,
+                l1_ratios=(0.0,),
+                use_legacy_attributes=False,
+                **tight,
+            ).fit(X, y)
+        ours = SoftmaxRegressionCV(Cs=Cs, cv=cv, scoring=scoring, **tight).fit(X, y)
+        diff = np.abs(ours.coef_ - ref.coef_).max() / np.abs(ref.coef_).max()
+        print(
+            f"| {name} | {Cs} | {scoring} | "
+            f"{'yes' if ours.C_ == ref.C_ else 'no'} | {diff:.1e} |"
+        )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="small data")
@@ -181,10 +219,16 @@ def main(argv=None):
     parser.add_argument(
         "--newton", action="store_true", help="only the Newton/L-BFGS table"
     )
+    parser.add_argument(
+        "--parity", action="store_true", help="only the parity table (tol=1e-10)"
+    )
     args = parser.parse_args(argv)
     repeats = args.repeats or (1 if args.quick or args.smoke else 3)
     args.Cs = args.Cs or (3 if args.smoke else 5)
     print(f"load average before: {os.getloadavg()[0]:.1f}")
+    if args.parity:
+        parity_table()
+        return
     if args.newton:
         newton_table(args.folds, args.Cs, repeats)
         print(f"load average after: {os.getloadavg()[0]:.1f}")
