@@ -222,10 +222,30 @@ def main(argv=None):
     parser.add_argument(
         "--parity", action="store_true", help="only the parity table (tol=1e-10)"
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="limit the BLAS threads of both estimators to this many "
+        "(threadpoolctl): on a busy machine LogisticRegressionCV's two-thread "
+        "BLAS calls wait for descheduled workers and its times inflate",
+    )
     args = parser.parse_args(argv)
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(args.threads):
+            _run(args)
+    else:
+        _run(args)
+
+
+def _run(args):
     repeats = args.repeats or (1 if args.quick or args.smoke else 3)
     args.Cs = args.Cs or (3 if args.smoke else 5)
     print(f"load average before: {os.getloadavg()[0]:.1f}")
+    if args.threads:
+        print(f"BLAS limited to {args.threads} thread(s) for both")
     if args.parity:
         parity_table()
         return
