@@ -29,6 +29,7 @@ __all__ = [
     "hold_blas_one_thread",
     "map_groups",
     "n_threads",
+    "numba_kernels",
     "predict_proba_numpy",
 ]
 
@@ -148,10 +149,33 @@ def block_groups(n, step, groups=_GROUPS):
     ]
 
 
-def map_groups(fn, groups, threads=None, *, small=False):
+@functools.lru_cache(maxsize=1)
+def _import_numba_kernels():
+    try:
+        from . import _numba_kernels
+    except ImportError:  # numba is an optional extra (pip install sksoftmax[fast])
+        return None
+    return _numba_kernels
+
+
+def numba_kernels():
+    """The compiled kernels of :mod:`._numba_kernels` when numba imports,
+    else None. The environment variable ``SKSOFTMAX_NUMBA=0`` turns them off
+    (read at every call, so it can be set while the process runs): every
+    evaluation then takes the NumPy path, with the same results up to
+    rounding."""
+    if os.environ.get("SKSOFTMAX_NUMBA", "1").strip().lower() in ("0", "false", "no"):
+        return None
+    return _import_numba_kernels()
+
+
+def map_groups(fn, groups, threads=None, *, small=False, blas=True):
     """``[fn(group) for group in groups]``, run on up to ``threads`` worker
     threads (default :func:`n_threads`) with NumPy's BLAS held at one thread
     meanwhile; one group, or one thread, runs here with BLAS as it is.
+
+    ``blas=False``: ``fn`` calls no BLAS (a compiled kernel), so NumPy's BLAS
+    is left as it is.
 
     ``small``: one group of small products (a minibatch) also runs with BLAS
     held at one thread. Two OpenBLAS threads barely speed up a product of a
@@ -168,6 +192,8 @@ def map_groups(fn, groups, threads=None, *, small=False):
     threads = min(threads, len(groups))
     if threads <= 1:
         return [fn(g) for g in groups]
+    if not blas:
+        return list(_pool(threads).map(fn, groups))
     with _HOLD:
         return list(_pool(threads).map(fn, groups))
 

@@ -1,0 +1,175 @@
+"""The optional numba kernel (``pip install sksoftmax[fast]``): the fused
+loss+gradient equals the NumPy path (``SKSOFTMAX_NUMBA=0``) to rounding and
+finite differences, is taken only where it applies, does not depend on the
+thread count, and its exponential is exp to within an ulp."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from scipy.optimize import approx_fprime
+
+numba = pytest.importorskip("numba")
+
+import sksoftmax._cpu_kernels as cpu_kernels  # noqa: E402
+import sksoftmax._loss as loss_module  # noqa: E402
+import sksoftmax._numba_kernels as nk  # noqa: E402
+from sksoftmax._loss import LinearSoftmaxLoss  # noqa: E402
+
+CASES = {
+    "hard": dict(K=5),
+    "hard-weights": dict(K=5, weighted=True),
+    "soft": dict(K=4, soft=True),
+    "soft-weights-smoothing": dict(K=4, soft=True, weighted=True, eps=0.1),
+    "smoothing": dict(K=6, eps=0.2),
+    "binary": dict(K=2, weighted=True),
+    "binary-no-intercept": dict(K=2, fit_intercept=False),
+    "no-intercept": dict(K=7, fit_intercept=False, weighted=True),
+    "twenty": dict(K=20, soft=True),
+}
+
+
+def _problem(rng, c, dtype, n=1003, d=13):
+    """Rows not a multiple of the 4-row tile nor of the 256-row flush."""
+    X = (rng.standard_normal((n, d)) * 2).astype(dtype)
+    K = c["K"]
+    if c.get("soft"):
+        target = rng.dirichlet(np.ones(K), n).astype(dtype)
+    else:
+        target = rng.integers(0, K, n)
+    w = rng.random(n).astype(dtype) if c.get("weighted") else None
+    loss = LinearSoftmaxLoss(
+        K,
+        d,
+        fit_intercept=c.get("fit_intercept", True),
+        alpha=0.03,
+        label_smoothing=c.get("eps", 0.0),
+    )
+    coef = 0.5 * rng.standard_normal(loss.n_params)
+    return loss, coef, X, target, w
+
+
+def _numpy_path(monkeypatch, loss, *args):
+    with monkeypatch.context() as m:
+        m.setenv("SKSOFTMAX_NUMBA", "0")
+        return loss.loss_gradient(*args)
+
+
+def _spy(monkeypatch):
+    """Count the kernel's calls."""
+    calls = []
+    kernel = nk.loss_grad_rows
+
+    def counted(*a):
+        calls.append(a[-1] - a[-2])
+        return kernel(*a)
+
+    monkeypatch.setattr(nk, "loss_grad_rows", counted)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_kernel_equals_numpy_path(rng, monkeypatch, case, dtype):
+    loss, coef, X, target, w = _problem(rng, CASES[case], dtype)
+    calls = _spy(monkeypatch)
+    J, g = loss.loss_gradient(coef, X, target, w)
+    assert sum(calls) == X.shape[0]  # every row once, by the kernel
+    J_ref, g_ref = _numpy_path(monkeypatch, loss, coef, X, target, w)
+    rtol = 1e-12 if dtype == np.float64 else 2e-5
+    assert_allclose(J, J_ref, rtol=rtol)
+    assert_allclose(g, g_ref, rtol=rtol, atol=rtol * np.abs(g_ref).max())
+    assert g.dtype == np.float64 and np.isfinite(J)
+
+
+@pytest.mark.parametrize("case", ["hard-weights", "soft-weights-smoothing", "binary"])
+def test_kernel_gradient_matches_finite_differences(rng, case):
+    loss, coef, X, target, w = _problem(rng, CASES[case], np.float64, n=301, d=5)
+    _, g = loss.loss_gradient(coef, X, target, w)
+    fd = approx_fprime(coef, lambda c: loss.loss_gradient(c, X, target, w)[0], 1e-7)
+    assert_allclose(g, fd, rtol=1e-5, atol=1e-6)
+
+
+def test_result_does_not_depend_on_thread_count(rng, monkeypatch):
+    """Many groups of rows; their sums are added in group order."""
+    loss, coef, X, target, w = _problem(rng, CASES["hard-weights"], np.float32)
+    monkeypatch.setattr(loss_module, "_NUMBA_BLOCK_ROWS", 64)
+    results = []
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(cpu_kernels, "n_threads", lambda t=threads: t)
+        results.append(loss.loss_gradient(coef, X, target, w))
+    for J, g in results[1:]:
+        assert J == results[0][0]
+        np.testing.assert_array_equal(g, results[0][1])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda X: np.asfortranarray(X),
+        lambda X: X[:, ::2],
+        lambda X: X.astype(np.float16),
+    ],
+    ids=["fortran", "strided", "float16"],
+)
+def test_other_layouts_take_the_numpy_path(rng, monkeypatch, make):
+    X = make(rng.standard_normal((200, 12)))
+    target = rng.integers(0, 3, 200)
+    loss = LinearSoftmaxLoss(3, X.shape[1], alpha=0.01)
+    coef = rng.standard_normal(loss.n_params)
+    calls = _spy(monkeypatch)
+    J, g = loss.loss_gradient(coef, X, target)
+    assert calls == []
+    J_ref, g_ref = _numpy_path(monkeypatch, loss, coef, X, target, None)
+    assert J == J_ref
+    np.testing.assert_array_equal(g, g_ref)
+
+
+def test_many_classes_take_the_numpy_path(rng, monkeypatch):
+    loss = LinearSoftmaxLoss(300, 128)  # W of 300 x 128: above the cache bound
+    X = rng.standard_normal((50, 128))
+    calls = _spy(monkeypatch)
+    loss.loss_gradient(np.zeros(loss.n_params), X, rng.integers(0, 300, 50))
+    assert calls == []
+
+
+def test_env_var_turns_the_kernel_off(rng, monkeypatch):
+    loss, coef, X, target, w = _problem(rng, CASES["hard"], np.float64)
+    calls = _spy(monkeypatch)
+    monkeypatch.setenv("SKSOFTMAX_NUMBA", "0")
+    loss.loss_gradient(coef, X, target, w)
+    assert calls == []
+    monkeypatch.setenv("SKSOFTMAX_NUMBA", "1")
+    loss.loss_gradient(coef, X, target, w)
+    assert sum(calls) == X.shape[0]
+
+
+def test_out_of_range_codes_are_refused(rng):
+    loss = LinearSoftmaxLoss(3, 4)
+    X = rng.standard_normal((10, 4))
+    with pytest.raises(ValueError, match=r"Class codes must lie in \[0, 3\)"):
+        loss.loss_gradient(np.zeros(loss.n_params), X, np.full(10, 3))
+
+
+def test_nan_in_X_gives_nan_loss(rng, monkeypatch):
+    loss, coef, X, target, w = _problem(rng, CASES["hard"], np.float64)
+    X[7, 3] = np.nan
+    J, _ = loss.loss_gradient(coef, X, target, w)
+    J_ref, _ = _numpy_path(monkeypatch, loss, coef, X, target, w)
+    assert np.isnan(J) and np.isnan(J_ref)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_vectorized_exp_within_an_ulp(dtype):
+    lo = -708.0 if dtype == np.float64 else -87.3
+    x = np.concatenate([-np.geomspace(1e-12, -lo, 20001), np.linspace(lo, 0, 20001)])
+    x = x.astype(dtype)
+    a, scratch = x.copy(), np.empty_like(x)
+    (nk._vexp64 if dtype == np.float64 else nk._vexp32)(a, scratch)
+    ref = np.exp(x.astype(np.float64))
+    rel = np.abs(a - ref) / ref
+    assert rel.max() < 1.5 * np.finfo(dtype).eps
+    edge = np.array([0.0, np.nan, -np.inf, 2 * lo], dtype=dtype)
+    (nk._vexp64 if dtype == np.float64 else nk._vexp32)(edge, np.empty_like(edge))
+    assert edge[0] == 1.0 and np.isnan(edge[1])
+    floor = np.exp(np.float64(lo)) * 1.01  # below lo: exp(lo) instead of ~0
+    assert 0 < edge[2] <= floor and 0 < edge[3] <= floor
