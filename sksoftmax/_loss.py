@@ -31,7 +31,12 @@ from ._backend import (
     t_matmul,
     to_numpy,
 )
-from ._cpu_kernels import block_groups, map_groups, numba_kernels
+from ._cpu_kernels import (
+    NUMBA_BLOCK_ROWS,
+    block_groups,
+    map_groups,
+    numba_kernels_for,
+)
 
 __all__ = ["LinearSoftmaxLoss", "softmax_cross_entropy"]
 
@@ -53,16 +58,6 @@ _SMALL_FLOPS = 2**25
 # quarter of one on an iris training fold).
 _GEMV_ONE_THREAD = 2304 * 4
 _GEMM_ONE_THREAD = 65536 * 4
-# The fused numba kernel (optional, :mod:`._numba_kernels`) keeps W, the
-# gradient sums in X's dtype and in float64 in one core's cache while it
-# streams the rows: it is used while they take at most this many bytes
-# (100k x 200 x 10 and x 20 classes: 48 and 96 KB, 2.6-4x faster than the
-# BLAS blocks per core; 1,000 classes x 128 features, 2 MB: about 5x slower
-# than them, so that shape keeps the NumPy path).
-_NUMBA_MAX_W_BYTES = 2**18
-# Rows per block of the numba kernel: the blocks are grouped as for the
-# NumPy path (block_groups), one kernel call per group of consecutive rows.
-_NUMBA_BLOCK_ROWS = 4096
 
 
 def _target_dot(logits, target, xp, onehot=None):
@@ -564,22 +559,9 @@ class LinearSoftmaxLoss:
         return np.float64(loss / S + penalty), gW, gb
 
     def _numba_kernels_for(self, X):
-        """The numba kernels when they apply to ``X``: a dense C-contiguous
-        float32 or float64 NumPy array, with W small enough to stay in cache
-        (:data:`_NUMBA_MAX_W_BYTES`), numba importable and not turned off
-        (``SKSOFTMAX_NUMBA=0``); else None (the NumPy path)."""
-        if (
-            not isinstance(X, np.ndarray)
-            or X.ndim != 2
-            or X.shape[0] == 0
-            or X.dtype not in (np.float32, np.float64)
-            or not X.flags.c_contiguous
-        ):
-            return None
-        per_entry = 2 * X.dtype.itemsize + 8  # W, the sums in X's dtype and f64
-        if self.n_logits * X.shape[1] * per_entry > _NUMBA_MAX_W_BYTES:
-            return None
-        return numba_kernels()
+        """The numba kernels where they apply to ``X`` and this model
+        (:func:`numba_kernels_for`), else None (the NumPy path)."""
+        return numba_kernels_for(X, self.n_logits)
 
     def _numba_codes(self, target):
         """Class codes as intp, checked to lie in [0, K) (the kernel reads
@@ -633,7 +615,7 @@ class LinearSoftmaxLoss:
                 group[0][0], group[-1][1],
             )  # fmt: skip
 
-        parts = map_groups(run, block_groups(n, _NUMBA_BLOCK_ROWS), blas=False)
+        parts = map_groups(run, block_groups(n, NUMBA_BLOCK_ROWS), blas=False)
         loss = sum(p[0] for p in parts)
         gW, gb = parts[0][1], parts[0][2]
         for _, gWp, gbp in parts[1:]:

@@ -3,7 +3,7 @@
 For a tile of rows: logits ``z = W x + b`` (dot products along the
 contiguous feature axis), the stable softmax, the weighted cross-entropy,
 the residual ``r = w (p - t)`` and the gradient update ``G += r x^T`` while
-the tile's rows are in L1: ``X`` is read from memory once per evaluation.
+the tile's rows (8) are in L1: ``X`` is read from memory once per evaluation.
 """
 
 import math
@@ -20,8 +20,8 @@ _FLUSH = 256  # rows summed in X's dtype before they are added in float64
 
 
 @numba.njit(nogil=True, fastmath=_FM, cache=True, inline="always")
-def _logits4(W, X, i, Z, koff, b, has_b, zero):
-    """Z[t, koff + k] = W[k] . X[i + t] (+ b[k]) for t < 4: two classes at a
+def _logits4(W, X, i, Z, zr, koff, b, has_b, zero):
+    """Z[zr + t, koff + k] = W[k] . X[i + t] (+ b[k]) for t < 4: two classes at a
     time (8 running sums, 6 loads per 8 multiply-adds)."""
     k_, d = W.shape
     k = 0
@@ -51,14 +51,14 @@ def _logits4(W, X, i, Z, koff, b, has_b, zero):
             c1 += b[k + 1]
             c2 += b[k + 1]
             c3 += b[k + 1]
-        Z[0, koff + k] = a0
-        Z[1, koff + k] = a1
-        Z[2, koff + k] = a2
-        Z[3, koff + k] = a3
-        Z[0, koff + k + 1] = c0
-        Z[1, koff + k + 1] = c1
-        Z[2, koff + k + 1] = c2
-        Z[3, koff + k + 1] = c3
+        Z[zr, koff + k] = a0
+        Z[zr + 1, koff + k] = a1
+        Z[zr + 2, koff + k] = a2
+        Z[zr + 3, koff + k] = a3
+        Z[zr, koff + k + 1] = c0
+        Z[zr + 1, koff + k + 1] = c1
+        Z[zr + 2, koff + k + 1] = c2
+        Z[zr + 3, koff + k + 1] = c3
         k += 2
     if k < k_:
         a0 = a1 = a2 = a3 = zero
@@ -73,10 +73,58 @@ def _logits4(W, X, i, Z, koff, b, has_b, zero):
             a1 += b[k]
             a2 += b[k]
             a3 += b[k]
-        Z[0, koff + k] = a0
-        Z[1, koff + k] = a1
-        Z[2, koff + k] = a2
-        Z[3, koff + k] = a3
+        Z[zr, koff + k] = a0
+        Z[zr + 1, koff + k] = a1
+        Z[zr + 2, koff + k] = a2
+        Z[zr + 3, koff + k] = a3
+
+
+@numba.njit(nogil=True, fastmath=_FM, cache=True, inline="always")
+def _logits8_one(W, X, i, Z, koff, b, has_b, zero):
+    """One logit (binary): Z[t, koff] = W[0] . X[i + t] (+ b[0]) for t < 8
+    (8 running sums)."""
+    d = W.shape[1]
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = zero
+    for j in range(d):
+        w = W[0, j]
+        a0 += w * X[i, j]
+        a1 += w * X[i + 1, j]
+        a2 += w * X[i + 2, j]
+        a3 += w * X[i + 3, j]
+        a4 += w * X[i + 4, j]
+        a5 += w * X[i + 5, j]
+        a6 += w * X[i + 6, j]
+        a7 += w * X[i + 7, j]
+    c = b[0] if has_b else zero
+    Z[0, koff] = a0 + c
+    Z[1, koff] = a1 + c
+    Z[2, koff] = a2 + c
+    Z[3, koff] = a3 + c
+    Z[4, koff] = a4 + c
+    Z[5, koff] = a5 + c
+    Z[6, koff] = a6 + c
+    Z[7, koff] = a7 + c
+
+
+@numba.njit(nogil=True, fastmath=_FM, cache=True, inline="always")
+def _grad8_one(X, i, Z, koff, G, gb):
+    """One logit: G[0] += sum_t Z[t, koff] X[i + t] for t < 8."""
+    d = G.shape[1]
+    r0 = Z[0, koff]
+    r1 = Z[1, koff]
+    r2 = Z[2, koff]
+    r3 = Z[3, koff]
+    r4 = Z[4, koff]
+    r5 = Z[5, koff]
+    r6 = Z[6, koff]
+    r7 = Z[7, koff]
+    for j in range(d):
+        G[0, j] += (
+            (r0 * X[i, j] + r1 * X[i + 1, j] + r2 * X[i + 2, j])
+            + (r3 * X[i + 3, j] + r4 * X[i + 4, j] + r5 * X[i + 5, j])
+            + (r6 * X[i + 6, j] + r7 * X[i + 7, j])
+        )
+    gb[0] += r0 + r1 + r2 + r3 + r4 + r5 + r6 + r7
 
 
 @numba.njit(nogil=True, fastmath=_FM, cache=True, inline="always")
@@ -189,7 +237,7 @@ def _vexp_overload(a, e):
 def _softmax_rows(Z, E, nt, i, codes, T, hard, sw, has_w, eps, koff, mt):
     """Overwrite Z[:nt] by w_r (softmax - t_r) for the rows r = i + t; return
     the sum of w_r CE_r in float64. ``E`` is scratch of Z's size, ``mt`` a
-    float64 scratch of 4 entries."""
+    float64 scratch of Z's rows."""
     K = Z.shape[1]
     loss = 0.0
     for t in range(nt):
@@ -241,19 +289,20 @@ def _softmax_rows(Z, E, nt, i, codes, T, hard, sw, has_w, eps, koff, mt):
 
 
 @numba.njit(nogil=True, fastmath=_FM, cache=True, inline="always")
-def _grad4(X, i, Z, koff, G, gb):
-    """G[k] += sum_t Z[t, koff + k] X[i + t] for t < 4, two classes at a time."""
+def _grad4(X, i, Z, zr, koff, G, gb):
+    """G[k] += sum_t Z[zr + t, koff + k] X[i + t] for t < 4, two classes at a
+    time."""
     k_, d = G.shape
     k = 0
     while k + 2 <= k_:
-        r0 = Z[0, koff + k]
-        r1 = Z[1, koff + k]
-        r2 = Z[2, koff + k]
-        r3 = Z[3, koff + k]
-        q0 = Z[0, koff + k + 1]
-        q1 = Z[1, koff + k + 1]
-        q2 = Z[2, koff + k + 1]
-        q3 = Z[3, koff + k + 1]
+        r0 = Z[zr, koff + k]
+        r1 = Z[zr + 1, koff + k]
+        r2 = Z[zr + 2, koff + k]
+        r3 = Z[zr + 3, koff + k]
+        q0 = Z[zr, koff + k + 1]
+        q1 = Z[zr + 1, koff + k + 1]
+        q2 = Z[zr + 2, koff + k + 1]
+        q3 = Z[zr + 3, koff + k + 1]
         for j in range(d):
             x0 = X[i, j]
             x1 = X[i + 1, j]
@@ -265,10 +314,10 @@ def _grad4(X, i, Z, koff, G, gb):
         gb[k + 1] += q0 + q1 + q2 + q3
         k += 2
     if k < k_:
-        r0 = Z[0, koff + k]
-        r1 = Z[1, koff + k]
-        r2 = Z[2, koff + k]
-        r3 = Z[3, koff + k]
+        r0 = Z[zr, koff + k]
+        r1 = Z[zr + 1, koff + k]
+        r2 = Z[zr + 2, koff + k]
+        r3 = Z[zr + 3, koff + k]
         for j in range(d):
             G[k, j] += (
                 r0 * X[i, j] + r1 * X[i + 1, j] + r2 * X[i + 2, j] + (r3 * X[i + 3, j])
@@ -297,9 +346,9 @@ def loss_grad_rows(X, W, b, has_b, codes, T, hard, sw, has_w, eps, K, start, sto
     """
     k_, d = W.shape
     koff = K - k_
-    Z = np.empty((4, K), dtype=X.dtype)
-    E = np.empty((4, K), dtype=X.dtype)
-    mt = np.empty(4)
+    Z = np.empty((8, K), dtype=X.dtype)
+    E = np.empty((8, K), dtype=X.dtype)
+    mt = np.empty(8)
     G = np.zeros((k_, d), dtype=X.dtype)
     gb = np.zeros(k_, dtype=X.dtype)
     zero = gb[0]  # 0 in X's dtype
@@ -309,11 +358,19 @@ def loss_grad_rows(X, W, b, has_b, codes, T, hard, sw, has_w, eps, K, start, sto
     i = start
     while i < stop:
         end = min(stop, i + _FLUSH)
-        while i + 4 <= end:
-            _logits4(W, X, i, Z, koff, b, has_b, zero)
-            loss += _softmax_rows(Z, E, 4, i, codes, T, hard, sw, has_w, eps, koff, mt)
-            _grad4(X, i, Z, koff, G, gb)
-            i += 4
+        while i + 8 <= end:
+            if k_ == 1:
+                _logits8_one(W, X, i, Z, koff, b, has_b, zero)
+            else:
+                _logits4(W, X, i, Z, 0, koff, b, has_b, zero)
+                _logits4(W, X, i + 4, Z, 4, koff, b, has_b, zero)
+            loss += _softmax_rows(Z, E, 8, i, codes, T, hard, sw, has_w, eps, koff, mt)
+            if k_ == 1:
+                _grad8_one(X, i, Z, koff, G, gb)
+            else:
+                _grad4(X, i, Z, 0, koff, G, gb)
+                _grad4(X, i + 4, Z, 4, koff, G, gb)
+            i += 8
         nt = end - i
         for t in range(nt):
             _logits1(W, X, i + t, Z, t, koff, b, has_b, zero)
@@ -328,3 +385,59 @@ def loss_grad_rows(X, W, b, has_b, codes, T, hard, sw, has_w, eps, K, start, sto
             gb64[k] += gb[k]
             gb[k] = 0.0
     return loss, G64, gb64
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _proba_tile(Z, E, nt, koff, out, i):
+    """out[i + t] = softmax(Z[t]) for t < nt (Z's first koff columns are the
+    fixed zero logits); return whether all logits were finite."""
+    K = Z.shape[1]
+    finite = True
+    for t in range(nt):
+        for k in range(koff):
+            Z[t, k] = 0.0
+        m = Z[t, 0]
+        for k in range(1, K):
+            if Z[t, k] > m:
+                m = Z[t, k]
+        for k in range(K):
+            z = Z[t, k]
+            finite &= z - z == 0
+            Z[t, k] = z - m
+    vexp(Z.reshape(Z.size)[: nt * K], E.reshape(E.size)[: nt * K])
+    for t in range(nt):
+        s = Z[t, 0]
+        for k in range(1, K):
+            s += Z[t, k]
+        inv = 1.0 / s
+        for k in range(K):
+            out[i + t, k] = Z[t, k] * inv
+    return finite
+
+
+@numba.njit(nogil=True, fastmath=_FM, cache=True)
+def proba_rows(X, W, b, has_b, out, start, stop):
+    """``out[start:stop] = softmax(X W^T + b)`` for the dense C-contiguous
+    ``X``; ``out`` has K = max(k, 2) columns (binary: a zero logit for class
+    0). Returns whether all logits were finite."""
+    k_, d = W.shape
+    K = out.shape[1]
+    koff = K - k_
+    Z = np.empty((8, K), dtype=X.dtype)
+    E = np.empty((8, K), dtype=X.dtype)
+    zero = np.zeros(1, dtype=X.dtype)[0]
+    finite = True
+    i = start
+    while i + 8 <= stop:
+        if k_ == 1:
+            _logits8_one(W, X, i, Z, koff, b, has_b, zero)
+        else:
+            _logits4(W, X, i, Z, 0, koff, b, has_b, zero)
+            _logits4(W, X, i + 4, Z, 4, koff, b, has_b, zero)
+        finite &= _proba_tile(Z, E, 8, koff, out, i)
+        i += 8
+    nt = stop - i
+    for t in range(nt):
+        _logits1(W, X, i + t, Z, t, koff, b, has_b, zero)
+    finite &= _proba_tile(Z, E, nt, koff, out, i)
+    return finite

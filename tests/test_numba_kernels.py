@@ -92,7 +92,7 @@ def test_kernel_gradient_matches_finite_differences(rng, case):
 def test_result_does_not_depend_on_thread_count(rng, monkeypatch):
     """Many groups of rows; their sums are added in group order."""
     loss, coef, X, target, w = _problem(rng, CASES["hard-weights"], np.float32)
-    monkeypatch.setattr(loss_module, "_NUMBA_BLOCK_ROWS", 64)
+    monkeypatch.setattr(loss_module, "NUMBA_BLOCK_ROWS", 64)
     results = []
     for threads in (1, 2, 3):
         monkeypatch.setattr(cpu_kernels, "n_threads", lambda t=threads: t)
@@ -173,3 +173,38 @@ def test_vectorized_exp_within_an_ulp(dtype):
     assert edge[0] == 1.0 and np.isnan(edge[1])
     floor = np.exp(np.float64(lo)) * 1.01  # below lo: exp(lo) instead of ~0
     assert 0 < edge[2] <= floor and 0 < edge[3] <= floor
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k", [1, 6], ids=["binary", "six"])
+@pytest.mark.parametrize("intercept", [True, False])
+def test_proba_kernel_equals_numpy_path(rng, monkeypatch, dtype, k, intercept):
+    X = (3 * rng.standard_normal((1003, 11))).astype(dtype)
+    W = rng.standard_normal((k, 11))
+    b = rng.standard_normal(k) if intercept else None
+    calls = []
+    kernel = nk.proba_rows
+
+    def counted(*a):
+        calls.append(a[-1] - a[-2])
+        return kernel(*a)
+
+    monkeypatch.setattr(nk, "proba_rows", counted)
+    P = cpu_kernels.predict_proba_numpy(X, W, b, temperature=1.7)
+    assert sum(calls) == X.shape[0] and P.dtype == dtype
+    with monkeypatch.context() as m:
+        m.setenv("SKSOFTMAX_NUMBA", "0")
+        P_ref = cpu_kernels.predict_proba_numpy(X, W, b, temperature=1.7)
+    rtol = 1e-13 if dtype == np.float64 else 1e-5
+    assert_allclose(P, P_ref, rtol=rtol, atol=rtol)
+    assert_allclose(P.sum(axis=1), 1.0, rtol=rtol)
+
+
+def test_proba_kernel_reports_nonfinite_logits(rng):
+    X = rng.standard_normal((100, 5))
+    X[37, 2] = np.inf
+    seen = []
+    P = cpu_kernels.predict_proba_numpy(
+        X, rng.standard_normal((3, 5)), None, on_nonfinite=lambda: seen.append(1)
+    )
+    assert seen == [1] and np.isfinite(np.delete(P, 37, axis=0)).all()
