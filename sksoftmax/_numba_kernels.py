@@ -127,18 +127,6 @@ def _grad8_one(X, i, Z, koff, G, gb):
     gb[0] += r0 + r1 + r2 + r3 + r4 + r5 + r6 + r7
 
 
-@numba.njit(nogil=True, fastmath=_FM, cache=True, inline="always")
-def _logits1(W, X, i, Z, t, koff, b, has_b, zero):
-    k_, d = W.shape
-    for k in range(k_):
-        a = zero
-        for j in range(d):
-            a += W[k, j] * X[i, j]
-        if has_b:
-            a += b[k]
-        Z[t, koff + k] = a
-
-
 # -- exp, vectorizable -------------------------------------------------------
 # LLVM vectorizes no call to libm's exp; the softmax's exponentials are
 # formed here in two loops that it does vectorize: range reduction
@@ -326,13 +314,34 @@ def _grad4(X, i, Z, zr, koff, G, gb):
 
 
 @numba.njit(nogil=True, fastmath=_FM, cache=True, inline="always")
-def _grad1(X, i, Z, t, koff, G, gb):
-    k_, d = G.shape
-    for k in range(k_):
-        r = Z[t, koff + k]
-        for j in range(d):
-            G[k, j] += r * X[i, j]
-        gb[k] += r
+def _tile_logits(W, Xs, xi, Z, koff, b, has_b, zero):
+    """Logits of the 8 rows ``Xs[xi:xi + 8]`` into Z. Every row goes through
+    the same code whatever its place in the tile, so that a row's logits do
+    not depend on where the rows were cut (Dask chunks, row groups)."""
+    if W.shape[0] == 1:
+        _logits8_one(W, Xs, xi, Z, koff, b, has_b, zero)
+    else:
+        _logits4(W, Xs, xi, Z, 0, koff, b, has_b, zero)
+        _logits4(W, Xs, xi + 4, Z, 4, koff, b, has_b, zero)
+
+
+@numba.njit(nogil=True, fastmath=_FM, cache=True, inline="always")
+def _tile_grad(Xs, xi, Z, koff, G, gb):
+    if G.shape[0] == 1:
+        _grad8_one(Xs, xi, Z, koff, G, gb)
+    else:
+        _grad4(Xs, xi, Z, 0, koff, G, gb)
+        _grad4(Xs, xi + 4, Z, 4, koff, G, gb)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _pad(X, i, stop, Xpad):
+    """The last rows X[i:stop] (fewer than 8) into Xpad, zeros after them."""
+    nt = stop - i
+    for t in range(8):
+        for j in range(X.shape[1]):
+            Xpad[t, j] = X[i + t, j] if t < nt else 0.0
+    return nt
 
 
 @numba.njit(nogil=True, fastmath=_FM, cache=True)
@@ -349,6 +358,7 @@ def loss_grad_rows(X, W, b, has_b, codes, T, hard, sw, has_w, eps, K, start, sto
     Z = np.empty((8, K), dtype=X.dtype)
     E = np.empty((8, K), dtype=X.dtype)
     mt = np.empty(8)
+    Xpad = np.empty((8, d), dtype=X.dtype)
     G = np.zeros((k_, d), dtype=X.dtype)
     gb = np.zeros(k_, dtype=X.dtype)
     zero = gb[0]  # 0 in X's dtype
@@ -359,24 +369,16 @@ def loss_grad_rows(X, W, b, has_b, codes, T, hard, sw, has_w, eps, K, start, sto
     while i < stop:
         end = min(stop, i + _FLUSH)
         while i + 8 <= end:
-            if k_ == 1:
-                _logits8_one(W, X, i, Z, koff, b, has_b, zero)
-            else:
-                _logits4(W, X, i, Z, 0, koff, b, has_b, zero)
-                _logits4(W, X, i + 4, Z, 4, koff, b, has_b, zero)
+            _tile_logits(W, X, i, Z, koff, b, has_b, zero)
             loss += _softmax_rows(Z, E, 8, i, codes, T, hard, sw, has_w, eps, koff, mt)
-            if k_ == 1:
-                _grad8_one(X, i, Z, koff, G, gb)
-            else:
-                _grad4(X, i, Z, 0, koff, G, gb)
-                _grad4(X, i + 4, Z, 4, koff, G, gb)
+            _tile_grad(X, i, Z, koff, G, gb)
             i += 8
-        nt = end - i
-        for t in range(nt):
-            _logits1(W, X, i + t, Z, t, koff, b, has_b, zero)
-        loss += _softmax_rows(Z, E, nt, i, codes, T, hard, sw, has_w, eps, koff, mt)
-        for t in range(nt):
-            _grad1(X, i + t, Z, t, koff, G, gb)
+        if i < end:  # the last rows: through the same code, padded with zeros
+            nt = _pad(X, i, end, Xpad)
+            _tile_logits(W, Xpad, 0, Z, koff, b, has_b, zero)
+            loss += _softmax_rows(Z, E, nt, i, codes, T, hard, sw, has_w, eps, koff, mt)
+            Z[nt:] = 0.0
+            _tile_grad(Xpad, 0, Z, koff, G, gb)
         i = end
         for k in range(k_):
             for j in range(d):
@@ -429,15 +431,12 @@ def proba_rows(X, W, b, has_b, out, start, stop):
     finite = True
     i = start
     while i + 8 <= stop:
-        if k_ == 1:
-            _logits8_one(W, X, i, Z, koff, b, has_b, zero)
-        else:
-            _logits4(W, X, i, Z, 0, koff, b, has_b, zero)
-            _logits4(W, X, i + 4, Z, 4, koff, b, has_b, zero)
+        _tile_logits(W, X, i, Z, koff, b, has_b, zero)
         finite &= _proba_tile(Z, E, 8, koff, out, i)
         i += 8
-    nt = stop - i
-    for t in range(nt):
-        _logits1(W, X, i + t, Z, t, koff, b, has_b, zero)
-    finite &= _proba_tile(Z, E, nt, koff, out, i)
+    if i < stop:
+        Xpad = np.empty((8, d), dtype=X.dtype)
+        nt = _pad(X, i, stop, Xpad)
+        _tile_logits(W, Xpad, 0, Z, koff, b, has_b, zero)
+        finite &= _proba_tile(Z, E, nt, koff, out, i)
     return finite

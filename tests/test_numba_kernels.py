@@ -208,3 +208,18 @@ def test_proba_kernel_reports_nonfinite_logits(rng):
         X, rng.standard_normal((3, 5)), None, on_nonfinite=lambda: seen.append(1)
     )
     assert seen == [1] and np.isfinite(np.delete(P, 37, axis=0)).all()
+
+
+@pytest.mark.parametrize("k", [1, 5])
+def test_proba_of_a_row_does_not_depend_on_where_rows_are_cut(rng, k):
+    """Dask chunks, row groups: each row's logits go through the same code
+    whatever its place in a tile (the last rows are padded, not done apart)."""
+    X = rng.standard_normal((203, 17))
+    W, b = rng.standard_normal((k, 17)), rng.standard_normal(k)
+    whole = cpu_kernels.predict_proba_numpy(X, W, b)
+    for cut in (1, 3, 50, 101, 197):
+        parts = [
+            cpu_kernels.predict_proba_numpy(X[:cut], W, b),
+            cpu_kernels.predict_proba_numpy(X[cut:], W, b),
+        ]
+        np.testing.assert_array_equal(np.vstack(parts), whole)
