@@ -336,7 +336,7 @@ def _tile_grad(Xs, xi, Z, koff, G, gb):
 
 @numba.njit(nogil=True, cache=True, inline="always")
 def _pad(X, i, stop, Xpad):
-    """The last rows X[i:stop] (fewer than 8) into Xpad, zeros after them."""
+    """The rows X[i:stop] (at most 8) into Xpad, zeros after them."""
     nt = stop - i
     for t in range(8):
         for j in range(X.shape[1]):
@@ -345,9 +345,14 @@ def _pad(X, i, stop, Xpad):
 
 
 @numba.njit(nogil=True, fastmath=_FM, cache=True)
-def loss_grad_rows(X, W, b, has_b, codes, T, hard, sw, has_w, eps, K, start, stop):
+def loss_grad_rows(
+    X, gather, W, b, has_b, codes, T, hard, sw, has_w, eps, K, start, stop
+):
     """Sum of w_i CE_i (float64) and the unscaled gradients (float64) of the
-    rows ``start:stop`` of the dense C-contiguous ``X``.
+    rows ``start:stop`` of the dense ``X``. ``gather``: X is not C-contiguous
+    (a Fortran-ordered or strided view); each tile of 8 rows is then copied
+    into a C buffer first (a cache line per column in Fortran order), and runs
+    through the same code, so the results equal those of a C-ordered copy.
 
     ``W`` (k, d) in X's dtype, k = K or 1 (binary: a fixed zero logit for
     class 0); ``codes`` (intp) when ``hard``, else ``T`` (n, K); ``sw`` when
@@ -369,9 +374,16 @@ def loss_grad_rows(X, W, b, has_b, codes, T, hard, sw, has_w, eps, K, start, sto
     while i < stop:
         end = min(stop, i + _FLUSH)
         while i + 8 <= end:
-            _tile_logits(W, X, i, Z, koff, b, has_b, zero)
+            if gather:
+                _pad(X, i, i + 8, Xpad)
+                _tile_logits(W, Xpad, 0, Z, koff, b, has_b, zero)
+            else:
+                _tile_logits(W, X, i, Z, koff, b, has_b, zero)
             loss += _softmax_rows(Z, E, 8, i, codes, T, hard, sw, has_w, eps, koff, mt)
-            _tile_grad(X, i, Z, koff, G, gb)
+            if gather:
+                _tile_grad(Xpad, 0, Z, koff, G, gb)
+            else:
+                _tile_grad(X, i, Z, koff, G, gb)
             i += 8
         if i < end:  # the last rows: through the same code, padded with zeros
             nt = _pad(X, i, end, Xpad)
@@ -418,10 +430,11 @@ def _proba_tile(Z, E, nt, koff, out, i):
 
 
 @numba.njit(nogil=True, fastmath=_FM, cache=True)
-def proba_rows(X, W, b, has_b, out, start, stop):
-    """``out[start:stop] = softmax(X W^T + b)`` for the dense C-contiguous
-    ``X``; ``out`` has K = max(k, 2) columns (binary: a zero logit for class
-    0). Returns whether all logits were finite."""
+def proba_rows(X, gather, W, b, has_b, out, start, stop):
+    """``out[start:stop] = softmax(X W^T + b)`` for the dense ``X``
+    (``gather``: not C-contiguous, as in :func:`loss_grad_rows`); ``out`` has
+    K = max(k, 2) columns (binary: a zero logit for class 0). Returns whether
+    all logits were finite."""
     k_, d = W.shape
     K = out.shape[1]
     koff = K - k_
@@ -430,12 +443,16 @@ def proba_rows(X, W, b, has_b, out, start, stop):
     zero = np.zeros(1, dtype=X.dtype)[0]
     finite = True
     i = start
+    Xpad = np.empty((8, d), dtype=X.dtype)
     while i + 8 <= stop:
-        _tile_logits(W, X, i, Z, koff, b, has_b, zero)
+        if gather:
+            _pad(X, i, i + 8, Xpad)
+            _tile_logits(W, Xpad, 0, Z, koff, b, has_b, zero)
+        else:
+            _tile_logits(W, X, i, Z, koff, b, has_b, zero)
         finite &= _proba_tile(Z, E, 8, koff, out, i)
         i += 8
     if i < stop:
-        Xpad = np.empty((8, d), dtype=X.dtype)
         nt = _pad(X, i, stop, Xpad)
         _tile_logits(W, Xpad, 0, Z, koff, b, has_b, zero)
         finite &= _proba_tile(Z, E, nt, koff, out, i)
