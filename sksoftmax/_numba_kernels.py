@@ -221,7 +221,7 @@ def _vexp_overload(a, e):
     return lambda a, e: _vexp64(a, e)
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
+@numba.njit(nogil=True, cache=True)
 def _softmax_rows(Z, E, nt, i, codes, T, hard, sw, has_w, eps, koff, mt):
     """Overwrite Z[:nt] by w_r (softmax - t_r) for the rows r = i + t; return
     the sum of w_r CE_r in float64. ``E`` is scratch of Z's size, ``mt`` a
@@ -313,7 +313,7 @@ def _grad4(X, i, Z, zr, koff, G, gb):
         gb[k] += r0 + r1 + r2 + r3
 
 
-@numba.njit(nogil=True, fastmath=_FM, cache=True, inline="always")
+@numba.njit(nogil=True, fastmath=_FM, cache=True)
 def _tile_logits(W, Xs, xi, Z, koff, b, has_b, zero):
     """Logits of the 8 rows ``Xs[xi:xi + 8]`` into Z. Every row goes through
     the same code whatever its place in the tile, so that a row's logits do
@@ -325,7 +325,7 @@ def _tile_logits(W, Xs, xi, Z, koff, b, has_b, zero):
         _logits4(W, Xs, xi + 4, Z, 4, koff, b, has_b, zero)
 
 
-@numba.njit(nogil=True, fastmath=_FM, cache=True, inline="always")
+@numba.njit(nogil=True, fastmath=_FM, cache=True)
 def _tile_grad(Xs, xi, Z, koff, G, gb):
     if G.shape[0] == 1:
         _grad8_one(Xs, xi, Z, koff, G, gb)
@@ -334,7 +334,7 @@ def _tile_grad(Xs, xi, Z, koff, G, gb):
         _grad4(Xs, xi + 4, Z, 4, koff, G, gb)
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
+@numba.njit(nogil=True, cache=True)
 def _pad(X, i, stop, Xpad):
     """The rows X[i:stop] (at most 8) into Xpad, zeros after them."""
     nt = stop - i
@@ -401,7 +401,7 @@ def loss_grad_rows(
     return loss, G64, gb64
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
+@numba.njit(nogil=True, cache=True)
 def _proba_tile(Z, E, nt, koff, out, i):
     """out[i + t] = softmax(Z[t]) for t < nt (Z's first koff columns are the
     fixed zero logits); return whether all logits were finite."""
