@@ -61,6 +61,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from threadpoolctl import threadpool_info  # noqa: E402
 
 from sksoftmax import SoftmaxRegressionClassifier  # noqa: E402
+from sksoftmax._cpu_kernels import numba_kernels, numba_kernels_for  # noqa: E402
 from sksoftmax._loss import LinearSoftmaxLoss  # noqa: E402
 
 C = 1.0
@@ -333,10 +334,29 @@ def _interleaved(fns, rounds):
     }
 
 
+def numpy_path(fn):
+    """``fn`` with the optional numba kernel turned off (SKSOFTMAX_NUMBA=0)."""
+
+    def run():
+        old = os.environ.get("SKSOFTMAX_NUMBA")
+        os.environ["SKSOFTMAX_NUMBA"] = "0"
+        try:
+            return fn()
+        finally:
+            if old is None:
+                del os.environ["SKSOFTMAX_NUMBA"]
+            else:
+                os.environ["SKSOFTMAX_NUMBA"] = old
+
+    return run
+
+
 def bench_evaluation(name, X, y, n_classes, rounds):
     """One loss+gradient evaluation against one read of X and against its two
     products alone (``W @ X.T`` and ``G @ X`` into preallocated outputs, the
-    same shapes and dtype), interleaved round by round."""
+    same shapes and dtype), interleaved round by round. Where the optional
+    numba kernel applies, the NumPy path (SKSOFTMAX_NUMBA=0) is timed too,
+    in the same rounds."""
     n, d = X.shape
     rng = np.random.default_rng(0)
     dt = X.dtype
@@ -356,19 +376,21 @@ def bench_evaluation(name, X, y, n_classes, rounds):
             np.matmul(W, X.T, out=Z)
             np.matmul(G, X, out=gW)
 
-    med, low = _interleaved(
-        {
-            "read": lambda: read_once(X),
-            "products": products,
-            "evaluation": lambda: loss.loss_gradient(coef, X, y),
-        },
-        rounds,
-    )
-    return {
+    fns = {
+        "read": lambda: read_once(X),
+        "products": products,
+        "evaluation": lambda: loss.loss_gradient(coef, X, y),
+    }
+    path = "numba" if loss._numba_kernels_for(X) is not None else "numpy"
+    if path == "numba":
+        fns["numpy_path"] = numpy_path(fns["evaluation"])
+    med, low = _interleaved(fns, rounds)
+    out = {
         "data": name,
         "shape": [n, d, n_classes],
         "dtype": str(dt),
         "sparse": sp.issparse(X),
+        "path": path,
         "read_ms": 1e3 * med["read"],
         "products_ms": 1e3 * med["products"],
         "evaluation_ms": 1e3 * med["evaluation"],
@@ -377,6 +399,11 @@ def bench_evaluation(name, X, y, n_classes, rounds):
         "ratio_of_minima": low["evaluation"] / low["products"],
         "rounds": rounds,
     }
+    if path == "numba":
+        out["numpy_path_ms"] = 1e3 * med["numpy_path"]
+        out["numpy_path_ratio_to_read"] = med["numpy_path"] / med["read"]
+        out["numpy_path_ratio"] = med["numpy_path"] / med["products"]
+    return out
 
 
 def bench_predict_proba(n, d, n_classes, rounds):
@@ -396,16 +423,23 @@ def bench_predict_proba(n, d, n_classes, rounds):
         X[start:stop] += rng.standard_normal((stop - start, d), dtype=np.float32)
     est = SoftmaxRegressionClassifier(max_iter=30).fit(X[:5000], y[:5000])
     W, b = est.coef_, est.intercept_
-    med, _ = _interleaved(
-        {
-            "read": lambda: X.sum(),
-            "predict_proba": lambda: est.predict_proba(X),
-            "kernel": lambda: predict_proba_numpy(X, W, b),
-            "plain": lambda: softmax(X @ W.T + b, axis=1),
-        },
-        rounds,
-    )
-    out = {"shape": [n, d, n_classes], "dtype": "float32", "rounds": rounds}
+    fns = {
+        "read": lambda: X.sum(),
+        "predict_proba": lambda: est.predict_proba(X),
+        "kernel": lambda: predict_proba_numpy(X, W, b),
+        "plain": lambda: softmax(X @ W.T + b, axis=1),
+    }
+    path = "numba" if numba_kernels_for(X, W.shape[0]) is not None else "numpy"
+    if path == "numba":
+        fns["predict_proba_numpy_path"] = numpy_path(fns["predict_proba"])
+        fns["kernel_numpy_path"] = numpy_path(fns["kernel"])
+    med, _ = _interleaved(fns, rounds)
+    out = {
+        "shape": [n, d, n_classes],
+        "dtype": "float32",
+        "rounds": rounds,
+        "path": path,
+    }
     for key, v in med.items():
         out[f"{key}_ms"] = 1e3 * v
         if key != "read":
@@ -597,18 +631,29 @@ def markdown(res):
         "",
         "One loss+gradient evaluation against one read of X (`X.sum()`; for CSR "
         "its data and indices) and against its two matrix products alone "
-        "(median of interleaved rounds):",
+        "(median of interleaved rounds); path: the numba kernel (optional, "
+        "`pip install sksoftmax[fast]`) or the NumPy blocks, and where the "
+        "kernel ran, the NumPy path (`SKSOFTMAX_NUMBA=0`) in the same rounds"
+        + ("" if res.get("numba") else " (numba not installed here)")
+        + ":",
         "",
         "| data | shape (n, d, K) | dtype | read X (ms) | products (ms) "
-        "| evaluation (ms) | eval / read | eval / products |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
+        "| path | evaluation (ms) | eval / read | eval / products "
+        "| NumPy path (ms) | NumPy / read | NumPy / products |",
+        "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for e in res["evaluation"]:
+        numpy_cols = (
+            f"| {e['numpy_path_ms']:.2f} | {e['numpy_path_ratio_to_read']:.2f} "
+            f"| {e['numpy_path_ratio']:.2f} |"
+            if "numpy_path_ms" in e
+            else "| | | |"
+        )
         lines.append(
             f"| {e['data']} | {tuple(e['shape'])} | {e['dtype']} "
-            f"| {e['read_ms']:.2f} | {e['products_ms']:.2f} "
+            f"| {e['read_ms']:.2f} | {e['products_ms']:.2f} | {e['path']} "
             f"| {e['evaluation_ms']:.2f} | {e['ratio_to_read']:.2f} "
-            f"| {e['ratio']:.2f} |"
+            f"| {e['ratio']:.2f} " + numpy_cols
         )
     pp = res["predict_proba"]
     lines += [
@@ -621,8 +666,19 @@ def markdown(res):
         f"| read X once (`X.sum()`) | {pp['read_ms']:.1f} | 1.00 |",
         f"| `est.predict_proba(X)` (validation included) "
         f"| {pp['predict_proba_ms']:.1f} | {pp['predict_proba_ratio_to_read']:.2f} |",
-        f"| blocked kernel alone (`predict_proba_numpy`) | {pp['kernel_ms']:.1f} "
-        f"| {pp['kernel_ratio_to_read']:.2f} |",
+        f"| blocked kernel alone (`predict_proba_numpy`, {pp['path']} path) "
+        f"| {pp['kernel_ms']:.1f} | {pp['kernel_ratio_to_read']:.2f} |",
+    ]
+    if "kernel_numpy_path_ms" in pp:
+        lines += [
+            "| `est.predict_proba(X)`, NumPy path (`SKSOFTMAX_NUMBA=0`) "
+            f"| {pp['predict_proba_numpy_path_ms']:.1f} "
+            f"| {pp['predict_proba_numpy_path_ratio_to_read']:.2f} |",
+            "| blocked kernel alone, NumPy path "
+            f"| {pp['kernel_numpy_path_ms']:.1f} "
+            f"| {pp['kernel_numpy_path_ratio_to_read']:.2f} |",
+        ]
+    lines += [
         f"| plain `softmax(X @ W.T + b)` | {pp['plain_ms']:.1f} "
         f"| {pp['plain_ratio_to_read']:.2f} |",
         "",
@@ -717,6 +773,7 @@ def run(args):
         "load_before": [round(v, 2) for v in os.getloadavg()],
         "fits": [],
         "intelex_missing": INTELEX_MISSING,
+        "numba": numba_kernels() is not None,
         "settings": {"C": C, "tol": TOL, **sizes},  # sizes["tol"] overrides
     }
     n = sizes["dense"]

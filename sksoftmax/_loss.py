@@ -31,7 +31,12 @@ from ._backend import (
     t_matmul,
     to_numpy,
 )
-from ._cpu_kernels import block_groups, map_groups
+from ._cpu_kernels import (
+    NUMBA_BLOCK_ROWS,
+    block_groups,
+    map_groups,
+    numba_kernels_for,
+)
 
 __all__ = ["LinearSoftmaxLoss", "softmax_cross_entropy"]
 
@@ -517,6 +522,9 @@ class LinearSoftmaxLoss:
         among threads (:mod:`._cpu_kernels`); the partial sums of each group
         of blocks are added in a fixed order.
         """
+        kernels = self._numba_kernels_for(X)
+        if kernels is not None:
+            return self._loss_gradient_numba(kernels, W, b, X, target, sample_weight)
         dtype = X.dtype
         W = np.asarray(W, dtype=dtype)
         b = None if b is None else np.asarray(b, dtype=dtype)
@@ -547,6 +555,77 @@ class LinearSoftmaxLoss:
             gW += self.alpha * W
         if gb is not None:
             gb /= S
+        penalty = 0.5 * self.alpha * float(np.vdot(W, W)) if self.alpha else 0.0
+        return np.float64(loss / S + penalty), gW, gb
+
+    def _numba_kernels_for(self, X):
+        """The numba kernels where they apply to ``X`` and this model
+        (:func:`numba_kernels_for`), else None (the NumPy path)."""
+        return numba_kernels_for(X, self.n_logits)
+
+    def _numba_codes(self, target):
+        """Class codes as intp, checked to lie in [0, K) (the kernel reads
+        ``Z[code]`` unchecked); cached for the ``target`` a full-batch solver
+        passes at every evaluation."""
+        tls = self._scratch()
+        cached = getattr(tls, "numba_codes", None)
+        if cached is not None and cached[0] is target:
+            return cached[1]
+        codes = np.ascontiguousarray(target, dtype=np.intp)
+        if codes.size and (codes.min() < 0 or codes.max() >= self.n_classes):
+            raise ValueError(
+                f"Class codes must lie in [0, {self.n_classes}), got "
+                f"[{codes.min()}, {codes.max()}]."
+            )
+        tls.numba_codes = (target, codes)
+        return codes
+
+    def _loss_gradient_numba(self, kernels, W, b, X, target, sample_weight):
+        """:meth:`_loss_gradient_numpy` by the fused numba kernel: each group
+        of rows (:func:`block_groups`, the same groups for any number of
+        threads) on one worker thread, its float64 sums added in group order.
+        The kernel sums the gradient over 256 rows in X's dtype, then in
+        float64; the loss is summed in float64."""
+        dtype = X.dtype
+        K, k = self.n_classes, self.n_logits
+        n = X.shape[0]
+        W = np.ascontiguousarray(W, dtype=dtype)
+        has_b = b is not None
+        bv = np.ascontiguousarray(b, dtype=dtype) if has_b else np.zeros(k, dtype)
+        hard = target.ndim == 1
+        if hard:
+            codes = self._numba_codes(target)
+            T = np.empty((0, K), dtype=dtype)
+        else:
+            codes = np.empty(0, dtype=np.intp)
+            T = np.ascontiguousarray(target, dtype=dtype)
+        has_w = sample_weight is not None
+        sw = (
+            np.ascontiguousarray(sample_weight, dtype=dtype)
+            if has_w
+            else np.empty(0, dtype=dtype)
+        )
+        S = n if sample_weight is None else float(sample_weight.sum())
+        S = S if S > 0 else 1.0
+        eps = float(self.label_smoothing)
+        gather = not X.flags.c_contiguous
+
+        def run(group):
+            return kernels.loss_grad_rows(
+                X, gather, W, bv, has_b, codes, T, hard, sw, has_w, eps, K,
+                group[0][0], group[-1][1],
+            )  # fmt: skip
+
+        parts = map_groups(run, block_groups(n, NUMBA_BLOCK_ROWS), blas=False)
+        loss = sum(p[0] for p in parts)
+        gW, gb = parts[0][1], parts[0][2]
+        for _, gWp, gbp in parts[1:]:
+            gW += gWp
+            gb += gbp
+        gW = (gW / S).astype(dtype, copy=False)
+        if self.alpha:
+            gW += self.alpha * W
+        gb = (gb / S).astype(dtype, copy=False) if has_b else None
         penalty = 0.5 * self.alpha * float(np.vdot(W, W)) if self.alpha else 0.0
         return np.float64(loss / S + penalty), gW, gb
 
