@@ -334,6 +334,18 @@ def _interleaved(fns, rounds):
     }
 
 
+def numba_on():
+    """Turn the optional numba kernels on (they are opt-in, SKSOFTMAX_NUMBA=1)
+    for the whole run where numba imports: the sksoftmax rows use them, and
+    the evaluation and predict_proba rows time the NumPy path beside them."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    os.environ["SKSOFTMAX_NUMBA"] = "1"
+    return True
+
+
 def numpy_path(fn):
     """``fn`` with the optional numba kernel turned off (SKSOFTMAX_NUMBA=0)."""
 
@@ -748,7 +760,16 @@ def main(argv=None):
         help="limit BLAS and OpenMP threads of every fit to this "
         "(threadpoolctl); default: as installed",
     )
+    parser.add_argument(
+        "--numba",
+        action="store_true",
+        help="turn the optional numba kernels on (SKSOFTMAX_NUMBA=1) where "
+        "numba imports: sksoftmax's rows use them, and the evaluation and "
+        "predict_proba rows time the NumPy path beside them",
+    )
     args = parser.parse_args(argv)
+    if args.numba and not numba_on():
+        print("--numba: numba is not installed; the NumPy path only")
     if args.threads:
         from threadpoolctl import threadpool_limits
 

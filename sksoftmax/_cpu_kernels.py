@@ -20,6 +20,7 @@ number of threads up to :data:`_GROUPS`.
 import functools
 import os
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -163,18 +164,34 @@ def block_groups(n, step, groups=_GROUPS):
 def _import_numba_kernels():
     try:
         from . import _numba_kernels
-    except ImportError:  # numba is an optional extra (pip install sksoftmax[fast])
+    except ImportError as exc:  # an optional extra (pip install sksoftmax[fast])
+        warnings.warn(
+            f"SKSOFTMAX_NUMBA=1 asks for the numba kernels, but they cannot be "
+            f"imported ({exc}); sksoftmax takes its NumPy path. Install them "
+            "with: pip install 'sksoftmax[fast]'.",
+            UserWarning,
+            stacklevel=2,
+        )
         return None
     return _numba_kernels
 
 
 def numba_kernels():
-    """The compiled kernels of :mod:`._numba_kernels` when numba imports,
-    else None. The environment variable ``SKSOFTMAX_NUMBA=0`` turns them off
-    (read at every call, so it can be set while the process runs): every
-    evaluation then takes the NumPy path, with the same results up to
-    rounding."""
-    if os.environ.get("SKSOFTMAX_NUMBA", "1").strip().lower() in ("0", "false", "no"):
+    """The compiled kernels of :mod:`._numba_kernels`, when the user opted in
+    with the environment variable ``SKSOFTMAX_NUMBA=1`` and numba imports;
+    else None (the NumPy path, the same results up to rounding). Read at
+    every call, so it can be set while the process runs.
+
+    Opt-in, not automatic: numba compiles each kernel on its first call in
+    a fresh environment (about 20 s per dtype and memory layout for the loss
+    on a 2-core machine; cached on disk afterwards), and numba arrives
+    unasked with other packages (dask-ml), where that first-fit cost would
+    come as a surprise."""
+    if os.environ.get("SKSOFTMAX_NUMBA", "0").strip().lower() not in (
+        "1",
+        "true",
+        "yes",
+    ):
         return None
     return _import_numba_kernels()
 

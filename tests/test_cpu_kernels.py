@@ -194,3 +194,25 @@ def test_a_small_single_block_runs_on_one_blas_thread():
         free = kernels.map_groups(lambda g: kernels._current_blas_threads(), [[0]])
         assert held == [1] and free == [before]
         assert kernels._current_blas_threads() == before
+
+
+def test_asking_for_numba_without_it_warns_and_takes_the_numpy_path(monkeypatch):
+    """SKSOFTMAX_NUMBA=1 where the kernels cannot be imported: a warning that
+    says how to install them, and the NumPy path (never a silent no-op)."""
+    import sys
+
+    from sksoftmax import _cpu_kernels
+    from sksoftmax._loss import LinearSoftmaxLoss
+
+    monkeypatch.setitem(sys.modules, "sksoftmax._numba_kernels", None)
+    monkeypatch.setenv("SKSOFTMAX_NUMBA", "1")
+    _cpu_kernels._import_numba_kernels.cache_clear()
+    try:
+        X = np.random.default_rng(0).standard_normal((20, 3))
+        loss = LinearSoftmaxLoss(3, 3)
+        with pytest.warns(UserWarning, match=r"pip install 'sksoftmax\[fast\]'"):
+            assert _cpu_kernels.numba_kernels_for(X, 3) is None
+        J, g = loss.loss_gradient(np.zeros(loss.n_params), X, np.arange(20) % 3)
+        assert J == pytest.approx(np.log(3))
+    finally:
+        _cpu_kernels._import_numba_kernels.cache_clear()

@@ -1,8 +1,9 @@
-"""The optional numba kernel (``pip install sksoftmax[fast]``): the fused
-loss+gradient and probabilities equal the NumPy path (``SKSOFTMAX_NUMBA=0``)
-to rounding and finite differences, are taken only where they apply, do not
-depend on the thread count, the memory layout or where the rows are cut, and
-the exponential is exp to within an ulp."""
+"""The optional numba kernel (``pip install sksoftmax[fast]``, turned on by
+``SKSOFTMAX_NUMBA=1``): the fused loss+gradient and probabilities equal the
+NumPy path (``SKSOFTMAX_NUMBA=0`` or unset) to rounding and finite
+differences, are taken only where they apply, do not depend on the thread
+count, the memory layout or where the rows are cut, and the exponential is
+exp to within an ulp."""
 
 import numpy as np
 import pytest
@@ -15,6 +16,13 @@ import sksoftmax._cpu_kernels as cpu_kernels  # noqa: E402
 import sksoftmax._loss as loss_module  # noqa: E402
 import sksoftmax._numba_kernels as nk  # noqa: E402
 from sksoftmax._loss import LinearSoftmaxLoss  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _numba_on(monkeypatch):
+    """The kernels are opt-in: every test here turns them on."""
+    monkeypatch.setenv("SKSOFTMAX_NUMBA", "1")
+
 
 CASES = {
     "hard": dict(K=5),
@@ -154,9 +162,12 @@ def test_many_classes_take_the_numpy_path(rng, monkeypatch):
     assert calls == []
 
 
-def test_env_var_turns_the_kernel_off(rng, monkeypatch):
+def test_env_var_turns_the_kernel_on_and_off(rng, monkeypatch):
+    """Opt-in: unset or 0 is the NumPy path, 1 the kernel."""
     loss, coef, X, target, w = _problem(rng, CASES["hard"], np.float64)
     calls = _spy(monkeypatch)
+    monkeypatch.delenv("SKSOFTMAX_NUMBA")
+    loss.loss_gradient(coef, X, target, w)
     monkeypatch.setenv("SKSOFTMAX_NUMBA", "0")
     loss.loss_gradient(coef, X, target, w)
     assert calls == []
@@ -245,3 +256,24 @@ def test_proba_of_a_row_does_not_depend_on_where_rows_are_cut(rng, k):
             cpu_kernels.predict_proba_numpy(X[cut:], W, b),
         ]
         np.testing.assert_array_equal(np.vstack(parts), whole)
+
+
+@pytest.mark.slow
+def test_bench_cpu_smoke_with_the_kernels(tmp_path):
+    """benchmarks/bench_cpu.py --numba runs end to end: its sksoftmax rows
+    and evaluation rows take the kernel (the compiled code is cached on disk
+    by the tests above), and the NumPy path is timed beside it."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, str(root / "benchmarks" / "bench_cpu.py"), "--smoke"]
+    cmd += ["--threads", "1", "--numba", "--output-dir", str(tmp_path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads((tmp_path / "results.json").read_text())
+    assert res["numba"] is True
+    paths = {e["path"] for e in res["evaluation"]}
+    assert "numba" in paths
