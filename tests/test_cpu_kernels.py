@@ -201,10 +201,13 @@ def test_asking_for_numba_without_it_warns_and_takes_the_numpy_path(monkeypatch)
     says how to install them, and the NumPy path (never a silent no-op)."""
     import sys
 
+    import sksoftmax
     from sksoftmax import _cpu_kernels
     from sksoftmax._loss import LinearSoftmaxLoss
 
+    # as if numba were absent, also after another test imported the kernels
     monkeypatch.setitem(sys.modules, "sksoftmax._numba_kernels", None)
+    monkeypatch.delattr(sksoftmax, "_numba_kernels", raising=False)
     monkeypatch.setenv("SKSOFTMAX_NUMBA", "1")
     _cpu_kernels._import_numba_kernels.cache_clear()
     try:

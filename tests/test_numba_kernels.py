@@ -12,6 +12,10 @@ from scipy.optimize import approx_fprime
 
 numba = pytest.importorskip("numba")
 
+# Compiling the kernels takes about a minute in a fresh checkout: CI runs
+# these in its first job only (the min job deselects "slow").
+pytestmark = pytest.mark.slow
+
 import sksoftmax._cpu_kernels as cpu_kernels  # noqa: E402
 import sksoftmax._loss as loss_module  # noqa: E402
 import sksoftmax._numba_kernels as nk  # noqa: E402
@@ -256,24 +260,3 @@ def test_proba_of_a_row_does_not_depend_on_where_rows_are_cut(rng, k):
             cpu_kernels.predict_proba_numpy(X[cut:], W, b),
         ]
         np.testing.assert_array_equal(np.vstack(parts), whole)
-
-
-@pytest.mark.slow
-def test_bench_cpu_smoke_with_the_kernels(tmp_path):
-    """benchmarks/bench_cpu.py --numba runs end to end: its sksoftmax rows
-    and evaluation rows take the kernel (the compiled code is cached on disk
-    by the tests above), and the NumPy path is timed beside it."""
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    root = Path(__file__).resolve().parent.parent
-    cmd = [sys.executable, str(root / "benchmarks" / "bench_cpu.py"), "--smoke"]
-    cmd += ["--threads", "1", "--numba", "--output-dir", str(tmp_path)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    res = json.loads((tmp_path / "results.json").read_text())
-    assert res["numba"] is True
-    paths = {e["path"] for e in res["evaluation"]}
-    assert "numba" in paths
