@@ -128,10 +128,14 @@ def newton_table(folds, n_Cs, repeats):
     (the rule overridden), on NEWTON_SHAPES: the measurement behind
     ``NEWTON_MAX_WORK``."""
     print(
-        f"Newton's method against L-BFGS for the folds' paths; bound n p^2 <= "
+        "Newton's method against L-BFGS for the folds' paths; auto takes Newton "
+        "where n p^2 + p^3 / 3 <= "
         f"{_newton.NEWTON_MAX_WORK:.2e}"
     )
-    print("| n x d x K | params p | n p^2 | auto takes | L-BFGS s | Newton s | ratio |")
+    print(
+        "| n x d x K | params p | n p^2 + p^3 / 3 (n: training rows) | auto takes "
+        "| L-BFGS s | Newton s | ratio |"
+    )
     print("|---|---|---|---|---|---|---|")
     bound = _newton.NEWTON_MAX_WORK
     for n, d, K in NEWTON_SHAPES:
