@@ -310,7 +310,7 @@ class SoftmaxRegressionCV(ClassifierMixin, BaseEstimator):
         params["class_weight"] = self._fold_class_weight(y_np, soft, classes)
         if self.solver == "auto":  # the estimator's solver is L-BFGS
             params["solver"] = "lbfgs"
-        path_solver = self._path_solver(X, len(classes), len(folds))
+        path_solver = self._path_solver(X, len(classes), folds)
         _scorer(self.scoring)  # an unknown name fails here, before any fit
         order = np.argsort(Cs, kind="stable")  # strong -> weak penalty
         paths = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(
@@ -333,7 +333,7 @@ class SoftmaxRegressionCV(ClassifierMixin, BaseEstimator):
         self._fit_final(X, y, sample_weight, params, paths)
         return self
 
-    def _path_solver(self, X, n_classes, n_folds):
+    def _path_solver(self, X, n_classes, folds):
         """``"newton"`` where ``solver="auto"`` solves the folds' paths by
         Newton's method (small in-memory data, see :func:`newton_pays`),
         else None (the estimator's solver)."""
@@ -343,7 +343,7 @@ class SoftmaxRegressionCV(ClassifierMixin, BaseEstimator):
             return None
         n_logits = 1 if n_classes == 2 else n_classes
         n_params = n_logits * (X.shape[1] + int(self.fit_intercept))
-        n_train = X.shape[0] * (n_folds - 1) // max(n_folds, 1)
+        n_train = max(len(train) for train, _ in folds)  # the largest fold
         return "newton" if newton_pays(n_train, n_params) else None
 
     def _grid_of_C(self):
