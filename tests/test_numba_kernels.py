@@ -13,8 +13,9 @@ from scipy.optimize import approx_fprime
 numba = pytest.importorskip("numba")
 
 # Compiling the kernels takes about a minute in a fresh checkout: CI runs
-# these in its first job only (the min job deselects "slow").
-pytestmark = pytest.mark.slow
+# these in its first job only (the min job deselects "slow"), and all on one
+# pytest-xdist worker (--dist loadgroup), which compiles each kernel once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("numba")]
 
 import sksoftmax._cpu_kernels as cpu_kernels  # noqa: E402
 import sksoftmax._loss as loss_module  # noqa: E402
