@@ -198,15 +198,18 @@ def numba_kernels():
 
 def numba_kernels_for(X, n_logits):
     """:func:`numba_kernels` where they apply: ``X`` a dense float32 or
-    float64 NumPy array with rows (any memory layout: a Fortran-ordered X,
-    from a DataFrame say, gives the same results as a C-ordered one), and W
-    (``n_logits`` x d) with its sums small enough to stay in cache
-    (:data:`NUMBA_MAX_W_BYTES`); else None."""
+    float64 NumPy array with rows, C- or Fortran-ordered (a DataFrame's
+    values, say: the same results as a C-ordered copy; the kernel reads it as
+    its C-ordered transpose, so one compiled kernel per dtype serves both),
+    and W (``n_logits`` x d) with its sums small enough to stay in cache
+    (:data:`NUMBA_MAX_W_BYTES`); else None. Other strided views take the
+    NumPy path: each would cost the kernel another ~20 s compile."""
     if (
         not isinstance(X, np.ndarray)
         or X.ndim != 2
         or X.shape[0] == 0
         or X.dtype not in (np.float32, np.float64)
+        or not (X.flags.c_contiguous or X.flags.f_contiguous)
     ):
         return None
     per_entry = 2 * X.dtype.itemsize + 8  # W, the sums in X's dtype and f64
@@ -271,13 +274,14 @@ def predict_proba_numpy(X, W, b, *, temperature=1.0, out=None, on_nonfinite=None
     kernels = numba_kernels_for(X, k)
     if kernels is not None and out.dtype == dtype and out.flags.c_contiguous:
         has_b = b is not None
-        gather = not X.flags.c_contiguous
+        gather = not X.flags.c_contiguous  # Fortran-ordered: read as X.T
+        Xk = X.T if gather else X
         W = np.ascontiguousarray(W)
         bv = np.ascontiguousarray(b) if has_b else np.zeros(k, dtype=dtype)
 
         def block(group):
             start, stop = group[0][0], group[-1][1]
-            return kernels.proba_rows(X, gather, W, bv, has_b, out, start, stop)
+            return kernels.proba_rows(Xk, gather, W, bv, has_b, out, start, stop)
 
         finite = map_groups(block, block_groups(n, NUMBA_BLOCK_ROWS), blas=False)
         if on_nonfinite is not None and not all(finite):

@@ -608,11 +608,12 @@ class LinearSoftmaxLoss:
         S = n if sample_weight is None else float(sample_weight.sum())
         S = S if S > 0 else 1.0
         eps = float(self.label_smoothing)
-        gather = not X.flags.c_contiguous
+        gather = not X.flags.c_contiguous  # Fortran-ordered: read as X.T
+        Xk = X.T if gather else X
 
         def run(group):
             return kernels.loss_grad_rows(
-                X, gather, W, bv, has_b, codes, T, hard, sw, has_w, eps, K,
+                Xk, gather, W, bv, has_b, codes, T, hard, sw, has_w, eps, K,
                 group[0][0], group[-1][1],
             )  # fmt: skip
 

@@ -335,12 +335,18 @@ def _tile_grad(Xs, xi, Z, koff, G, gb):
 
 
 @numba.njit(nogil=True, cache=True)
-def _pad(X, i, stop, Xpad):
-    """The rows X[i:stop] (at most 8) into Xpad, zeros after them."""
+def _pad(X, i, stop, Xpad, transposed):
+    """The rows i:stop (at most 8) of the data into Xpad, zeros after them;
+    ``transposed``: X holds the data's transpose (d, n)."""
     nt = stop - i
     for t in range(8):
-        for j in range(X.shape[1]):
-            Xpad[t, j] = X[i + t, j] if t < nt else 0.0
+        for j in range(Xpad.shape[1]):
+            if t >= nt:
+                Xpad[t, j] = 0.0
+            elif transposed:
+                Xpad[t, j] = X[j, i + t]
+            else:
+                Xpad[t, j] = X[i + t, j]
     return nt
 
 
@@ -349,9 +355,10 @@ def loss_grad_rows(
     X, gather, W, b, has_b, codes, T, hard, sw, has_w, eps, K, start, stop
 ):
     """Sum of w_i CE_i (float64) and the unscaled gradients (float64) of the
-    rows ``start:stop`` of the dense ``X``. ``gather``: X is not C-contiguous
-    (a Fortran-ordered or strided view); each tile of 8 rows is then copied
-    into a C buffer first (a cache line per column in Fortran order), and runs
+    rows ``start:stop`` of the dense, C-contiguous ``X``. ``gather``: ``X``
+    is the C-contiguous transpose (d, n) of Fortran-ordered data (so that one
+    compiled kernel per dtype serves both orders); each tile of 8 rows is
+    then copied into a C buffer first (a cache line per column), and runs
     through the same code, so the results equal those of a C-ordered copy.
 
     ``W`` (k, d) in X's dtype, k = K or 1 (binary: a fixed zero logit for
@@ -375,7 +382,7 @@ def loss_grad_rows(
         end = min(stop, i + _FLUSH)
         while i + 8 <= end:
             if gather:
-                _pad(X, i, i + 8, Xpad)
+                _pad(X, i, i + 8, Xpad, True)
                 _tile_logits(W, Xpad, 0, Z, koff, b, has_b, zero)
             else:
                 _tile_logits(W, X, i, Z, koff, b, has_b, zero)
@@ -386,7 +393,7 @@ def loss_grad_rows(
                 _tile_grad(X, i, Z, koff, G, gb)
             i += 8
         if i < end:  # the last rows: through the same code, padded with zeros
-            nt = _pad(X, i, end, Xpad)
+            nt = _pad(X, i, end, Xpad, gather)
             _tile_logits(W, Xpad, 0, Z, koff, b, has_b, zero)
             loss += _softmax_rows(Z, E, nt, i, codes, T, hard, sw, has_w, eps, koff, mt)
             Z[nt:] = 0.0
@@ -432,7 +439,8 @@ def _proba_tile(Z, E, nt, koff, out, i):
 @numba.njit(nogil=True, fastmath=_FM, cache=True)
 def proba_rows(X, gather, W, b, has_b, out, start, stop):
     """``out[start:stop] = softmax(X W^T + b)`` for the dense ``X``
-    (``gather``: not C-contiguous, as in :func:`loss_grad_rows`); ``out`` has
+    (``gather``: the transpose of Fortran-ordered data, as in
+    :func:`loss_grad_rows`); ``out`` has
     K = max(k, 2) columns (binary: a zero logit for class 0). Returns whether
     all logits were finite."""
     k_, d = W.shape
@@ -446,14 +454,14 @@ def proba_rows(X, gather, W, b, has_b, out, start, stop):
     Xpad = np.empty((8, d), dtype=X.dtype)
     while i + 8 <= stop:
         if gather:
-            _pad(X, i, i + 8, Xpad)
+            _pad(X, i, i + 8, Xpad, True)
             _tile_logits(W, Xpad, 0, Z, koff, b, has_b, zero)
         else:
             _tile_logits(W, X, i, Z, koff, b, has_b, zero)
         finite &= _proba_tile(Z, E, 8, koff, out, i)
         i += 8
     if i < stop:
-        nt = _pad(X, i, stop, Xpad)
+        nt = _pad(X, i, stop, Xpad, gather)
         _tile_logits(W, Xpad, 0, Z, koff, b, has_b, zero)
         finite &= _proba_tile(Z, E, nt, koff, out, i)
     return finite
