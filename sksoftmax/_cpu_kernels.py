@@ -183,7 +183,7 @@ def numba_kernels():
     every call, so it can be set while the process runs.
 
     Opt-in, not automatic: numba compiles each kernel on its first call in
-    a fresh environment (about 20 s per dtype and memory layout for the loss
+    a fresh environment (about 20 s per dtype for the loss
     on a 2-core machine; cached on disk afterwards), and numba arrives
     unasked with other packages (dask-ml), where that first-fit cost would
     come as a surprise."""
