@@ -218,6 +218,15 @@ def numba_kernels_for(X, n_logits):
     return numba_kernels()
 
 
+def kernel_rows(X):
+    """``(X as the numba kernels read it, gather)`` for an ``X`` that
+    :func:`numba_kernels_for` accepted: a Fortran-ordered ``X`` goes in as
+    its C-ordered transpose with ``gather=True`` (the kernel copies each tile
+    of rows into a C buffer), so one compiled kernel per dtype serves both."""
+    gather = not X.flags.c_contiguous
+    return (X.T if gather else X), gather
+
+
 def map_groups(fn, groups, threads=None, *, small=False, blas=True):
     """``[fn(group) for group in groups]``, run on up to ``threads`` worker
     threads (default :func:`n_threads`) with NumPy's BLAS held at one thread
@@ -274,8 +283,7 @@ def predict_proba_numpy(X, W, b, *, temperature=1.0, out=None, on_nonfinite=None
     kernels = numba_kernels_for(X, k)
     if kernels is not None and out.dtype == dtype and out.flags.c_contiguous:
         has_b = b is not None
-        gather = not X.flags.c_contiguous  # Fortran-ordered: read as X.T
-        Xk = X.T if gather else X
+        Xk, gather = kernel_rows(X)
         W = np.ascontiguousarray(W)
         bv = np.ascontiguousarray(b) if has_b else np.zeros(k, dtype=dtype)
 

@@ -34,6 +34,7 @@ from ._backend import (
 from ._cpu_kernels import (
     NUMBA_BLOCK_ROWS,
     block_groups,
+    kernel_rows,
     map_groups,
     numba_kernels_for,
 )
@@ -608,8 +609,7 @@ class LinearSoftmaxLoss:
         S = n if sample_weight is None else float(sample_weight.sum())
         S = S if S > 0 else 1.0
         eps = float(self.label_smoothing)
-        gather = not X.flags.c_contiguous  # Fortran-ordered: read as X.T
-        Xk = X.T if gather else X
+        Xk, gather = kernel_rows(X)
 
         def run(group):
             return kernels.loss_grad_rows(

@@ -382,7 +382,7 @@ def loss_grad_rows(
         end = min(stop, i + _FLUSH)
         while i + 8 <= end:
             if gather:
-                _pad(X, i, i + 8, Xpad, True)
+                _pad(X, i, i + 8, Xpad, gather)
                 _tile_logits(W, Xpad, 0, Z, koff, b, has_b, zero)
             else:
                 _tile_logits(W, X, i, Z, koff, b, has_b, zero)
@@ -454,7 +454,7 @@ def proba_rows(X, gather, W, b, has_b, out, start, stop):
     Xpad = np.empty((8, d), dtype=X.dtype)
     while i + 8 <= stop:
         if gather:
-            _pad(X, i, i + 8, Xpad, True)
+            _pad(X, i, i + 8, Xpad, gather)
             _tile_logits(W, Xpad, 0, Z, koff, b, has_b, zero)
         else:
             _tile_logits(W, X, i, Z, koff, b, has_b, zero)

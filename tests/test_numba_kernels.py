@@ -62,6 +62,12 @@ def _problem(rng, c, dtype, n=1003, d=13):
     return loss, coef, X, target, w
 
 
+def _few_classes(rng, K, n):
+    """A 12-feature loss with K classes, its coefficients and n labels."""
+    loss = LinearSoftmaxLoss(K, 12, alpha=0.01)
+    return loss, rng.standard_normal(loss.n_params), rng.integers(0, K, n)
+
+
 def _numpy_path(monkeypatch, loss, *args):
     with monkeypatch.context() as m:
         m.setenv("SKSOFTMAX_NUMBA", "0")
@@ -124,10 +130,7 @@ def test_fortran_order_equals_the_c_ordered_result(rng, monkeypatch, k):
     Xc = rng.standard_normal((203, 12))
     X = np.asfortranarray(Xc)
     assert not X.flags.c_contiguous
-    K = max(k, 2)
-    target = rng.integers(0, K, 203)
-    loss = LinearSoftmaxLoss(K, 12, alpha=0.01)
-    coef = rng.standard_normal(loss.n_params)
+    loss, coef, target = _few_classes(rng, max(k, 2), 203)
     calls = _spy(monkeypatch)
     J, g = loss.loss_gradient(coef, X, target)
     assert sum(calls) == 203
@@ -147,9 +150,7 @@ def test_a_strided_view_takes_the_numpy_path(rng, monkeypatch):
     Xc = rng.standard_normal((203, 12))
     X = np.repeat(Xc, 2, axis=1)[:, ::2]
     assert not (X.flags.c_contiguous or X.flags.f_contiguous)
-    target = rng.integers(0, 3, 203)
-    loss = LinearSoftmaxLoss(3, 12, alpha=0.01)
-    coef = rng.standard_normal(loss.n_params)
+    loss, coef, target = _few_classes(rng, 3, 203)
     calls = _spy(monkeypatch)
     J, g = loss.loss_gradient(coef, X, target)
     assert calls == []
@@ -160,9 +161,7 @@ def test_a_strided_view_takes_the_numpy_path(rng, monkeypatch):
 
 def test_float16_takes_the_numpy_path(rng, monkeypatch):
     X = rng.standard_normal((200, 12)).astype(np.float16)
-    target = rng.integers(0, 3, 200)
-    loss = LinearSoftmaxLoss(3, 12, alpha=0.01)
-    coef = rng.standard_normal(loss.n_params)
+    loss, coef, target = _few_classes(rng, 3, 200)
     calls = _spy(monkeypatch)
     J, g = loss.loss_gradient(coef, X, target)
     assert calls == []
