@@ -95,9 +95,14 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         ``precondition=True``, a stop on that rule while the gradient in
         the scaled variables is still above 1e-6 (a stall of L-BFGS-B's
         curvature pairs, not the floor) starts L-BFGS again from there, up
-        to 5 times. SGD/Adam: the
-        improvement in objective (or validation score) below which an epoch
-        counts as no improvement.
+        to 5 times. SGD/Adam: training stops when the objective (or, with
+        ``early_stopping``, the validation score) has improved by less than
+        ``tol`` in total over more than ``n_iter_no_change`` epochs. Unlike
+        MLPClassifier, which compares each epoch with the best one before it,
+        a steady decrease of less than ``tol`` per epoch adds up and counts:
+        a fit still on its way runs on, to ``max_iter`` and a
+        ConvergenceWarning if need be, rather than stopping silently short of
+        the optimum.
     max_iter : int >= 1, default=100
         L-BFGS iterations, or epochs for SGD and Adam.
     class_weight : dict, "balanced" or None, default=None
@@ -124,7 +129,10 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     power_t : float >= 0, default=0.5
         Exponent of the ``invscaling`` schedule.
     momentum : float in [0, 1], default=0.9
-        Momentum of SGD.
+        Momentum of SGD. When one minibatch holds all the data (one step per
+        epoch, as ``batch_size="auto"`` gives below 200 samples), an epoch
+        whose objective rose drops the momentum (an adaptive restart), which
+        would otherwise swing the iterates past the optimum and back.
     nesterovs_momentum : bool, default=True
         Use Nesterov's momentum in SGD.
     beta_1, beta_2 : float in [0, 1), default=0.9, 0.999

@@ -37,7 +37,14 @@ def test_bench_solvers_smoke(tmp_path):
     }
     assert "L-BFGS (fit)" in res["stream"]
     assert all(0 <= v <= 1 for v in res["stream"].values())
+    # the small-data table: iris at C=0.01 (well conditioned) is reached
+    assert {(r["data"], r["solver"]) for r in res["small"]} == {
+        ("iris", "sgd"),
+        ("iris", "adam"),
+    }
+    assert all(r["rel"] <= 1e-3 and not r["silent"] for r in res["small"])
     assert "| data | X | estimator |" in proc.stdout
+    assert "| data | C | solver |" in proc.stdout
 
 
 def test_bench_solvers_conditioning_smoke():

@@ -101,13 +101,18 @@ class TrainingMonitor:
 
 
 class NoImprovementStop:
-    """MLPClassifier's stopping rule for epochs of SGD/Adam.
+    """When SGD/Adam have converged: the training objective (or, with a
+    validation set, the score) has improved by less than ``tol`` in total
+    over more than ``n_iter_no_change`` epochs.
 
-    An epoch improves when the training objective falls by at least ``tol``
-    below its best so far (or, with a validation set, the score rises by
-    ``tol`` above its best). After more than ``n_iter_no_change`` epochs
-    without improvement the optimizer decides: stop, or (``adaptive``
-    learning rate) divide the step and go on.
+    Each epoch is compared with the epoch that last counted as an
+    improvement (the reference), not with the best value since then as in
+    MLPClassifier: there a steady decrease of less than ``tol`` per epoch
+    never counts, and a fit still on its way stops far from the optimum (on
+    standardized wine at C=1, 11% above it) without a warning. Here such a
+    decrease adds up until it reaches ``tol``. After more than
+    ``n_iter_no_change`` epochs without improvement the optimizer decides:
+    stop, or (``adaptive`` learning rate) divide the step and go on.
     """
 
     def __init__(self, *, tol, n_iter_no_change):
@@ -115,11 +120,17 @@ class NoImprovementStop:
         self.n_iter_no_change = n_iter_no_change
         self.best_loss = float("inf")
         self.count = 0
+        self._reference = float("inf")
 
-    def loss_improved(self, objective):
-        improved = objective <= self.best_loss - self.tol
+    def improved(self, objective, score=None):
+        """Record one epoch's training objective (and validation score, which
+        then decides); True when it counts as an improvement."""
         self.best_loss = min(self.best_loss, objective)
-        return improved
+        value = objective if score is None else -score
+        if value <= self._reference - self.tol:
+            self._reference = value
+            return True
+        return False
 
     def should_stop(self, improved, optimizer):
         """Record one epoch; True when training should end (converged)."""

@@ -189,8 +189,10 @@ def run_epochs(
     scores = [] if validation is not None else None
     converged = stopped = False
     epochs = 0
+    previous = math.inf
     for _ in range(max_iter):
         n_chunks = rows.n_chunks
+        one_batch = n_chunks == 1 and batch_size >= n_samples
         # One chunk draws nothing here, so it shuffles exactly as in memory.
         order = (
             carry.rng.permutation(n_chunks)
@@ -204,15 +206,22 @@ def run_epochs(
         optimizer.end_epoch(n_samples)
         objective = carry.total / S + optimizer.penalty(carry.params[0], np)
         extra = {"learning_rate": float(optimizer.learning_rate)}
-        improved = rule.loss_improved(objective)
+        if one_batch and objective > previous:
+            # The whole data in one step per epoch: the objective is exact,
+            # and a rise means the momentum overshoots (Nesterov's method on
+            # a well-conditioned problem oscillates). Drop the momentum and
+            # go on: O'Donoghue and Candes' adaptive restart.
+            optimizer.restart()
+        previous = objective
+        score = None
         if validation is not None:
             score = validation_score(loss, carry.params, *validation)
             scores.append(score)
             extra["validation_score"] = score
-            improved = score >= best_score + tol
             if score > best_score:
                 best_score = score
                 best_params = [np.copy(p) for p in carry.params]
+        improved = rule.improved(objective, score)
         if monitor.step(objective, **extra):
             stopped = True
             break

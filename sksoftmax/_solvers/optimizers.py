@@ -212,6 +212,11 @@ class _Optimizer:
         """No improvement for long enough: stop."""
         return True
 
+    def restart(self):
+        """Called when the exact objective rose over an epoch of one step
+        (:func:`~sksoftmax._solvers.minibatch.run_epochs`). Adam keeps its
+        moments: they scale its steps rather than carry them on."""
+
 
 def _copy_tree(moments):
     if isinstance(moments, tuple):
@@ -280,6 +285,12 @@ class SGD(_Optimizer):
         W = self._prox_step(W_new, c * st["lr"], xp)
         st["moments"][0] = st["moments"][0] + (W - W_new) / c
         return W
+
+    def restart(self):
+        """Drop the velocities: the next step is a plain gradient step."""
+        moments = self.state.get("moments")
+        if moments is not None:
+            self.state["moments"] = [v * 0 for v in moments]
 
     def _fused_update(self, params, grads, xp):
         """:meth:`_step_in_place`, :meth:`_prox` and the average in one
