@@ -40,6 +40,20 @@ __all__ = [
 
 # Rows per slice when a block's statistics need a temporary of its size.
 _STATS_BYTES = 2**24
+# The cross-entropy's curvature per logit that the L2 strength is weighed
+# against in the scales (ColumnStats.preconditioner). Its bound, 1/4, for
+# SGD and Adam: their strength is partial_fit's first-call estimate, which
+# shrinks as the stream goes on (with 1/25 a 20-round partial_fit stream
+# ended 3% above the optimum instead of within 1%). For L-BFGS, whose
+# strength is exact, a typical curvature near the optimum (p (1 - p) of a
+# confident prediction is far below 1/4). Measured by
+# benchmarks/bench_solvers.py (L-BFGS iterations to 1e-8 of the optimum,
+# 1/4 -> 1/25): raw digits 748 -> 340, the unscaled synthetic sets 31/29/27
+# -> 29/28/19, the unscaled sparse set 93 -> 67; the standardized copies
+# unchanged (+-1). 1/100 took raw digits to 203 but the unscaled 5000 x 20 x
+# 3 set from 29 to 34.
+CURVATURE_BOUND = 0.25
+LBFGS_CURVATURE = 0.04
 
 
 class ColumnStats:
@@ -91,7 +105,7 @@ class ColumnStats:
         self.n = n
         return self
 
-    def preconditioner(self, *, center, alpha=0.0):
+    def preconditioner(self, *, center, alpha=0.0, curvature=CURVATURE_BOUND):
         """The :class:`Preconditioner` of the rows seen so far.
 
         ``center`` (with an intercept): center by the mean and scale by the
@@ -99,14 +113,16 @@ class ColumnStats:
         the intercept absorbs ``W @ mean``, X stays sparse), so that sparse
         and dense copies of the same data take the same path; otherwise
         scale by the root mean square and do not center. With an L2
-        strength ``alpha > 0`` the scale is ``sqrt(var_j + alpha / h)``,
-        ``h = 1/4`` the largest curvature of the cross-entropy per logit:
-        the diagonal of J's Hessian is about ``h var_j + alpha``, so in the
+        strength ``alpha > 0`` the scale is ``sqrt(var_j + alpha / h)``:
+        the diagonal of J's Hessian is about ``h var_j + alpha`` with ``h``
+        the cross-entropy's curvature per logit (``curvature``), so in the
         scaled variables the penalty's curvature stays below the data's, also
-        for features
-        of tiny scale, and a constant feature gets ``sqrt(4 alpha)``. Without
-        a penalty a constant feature (scale zero or within rounding of zero)
-        gets scale 1.
+        for features of tiny scale: a feature whose variance is below
+        ``alpha / h`` is not stretched further, and a constant feature gets
+        ``sqrt(alpha / h)``. ``h`` is the bound 1/4 by default and
+        :data:`LBFGS_CURVATURE` (1/25) for L-BFGS (see the constants).
+        Without a penalty a constant feature (scale zero or within rounding
+        of zero) gets scale 1.
         """
         if self.n == 0:  # no row of positive weight: nothing to scale by
             return Preconditioner.identity(self.n_features)
@@ -120,7 +136,7 @@ class ColumnStats:
             mean = self.mean
         else:
             var, mean = rms2, np.zeros_like(rms2)
-        scale = np.sqrt(var + 4.0 * alpha)
+        scale = np.sqrt(var + alpha / curvature)
         return Preconditioner(np.where(scale > 0, scale, 1.0), mean)
 
 
@@ -529,13 +545,15 @@ def default_learning_rate(
 def fit_preconditioner(
     X, sample_weight=None, *, fit_intercept, alpha=0.0, enabled=True
 ):
-    """The :class:`Preconditioner` of an in-memory X (one block); the identity
-    when ``enabled`` is False. Chunked input: fold the chunks into one
+    """L-BFGS's :class:`Preconditioner` of an in-memory X (one block); the
+    identity when ``enabled`` is False. Chunked input: fold the chunks into one
     :class:`ColumnStats` and call its :meth:`~ColumnStats.preconditioner`."""
     if not enabled:
         return Preconditioner.identity(X.shape[1])
     stats = ColumnStats().update(X, sample_weight)
-    return stats.preconditioner(center=fit_intercept, alpha=alpha)
+    return stats.preconditioner(
+        center=fit_intercept, alpha=alpha, curvature=LBFGS_CURVATURE
+    )
 
 
 class MinibatchSetup:
@@ -718,4 +736,6 @@ def rows_preconditioner(rows, loss, *, enabled):
     stats = _ROWS_STATS.get(rows)
     if stats is None:
         stats = _ROWS_STATS[rows] = rows_column_stats(rows)
-    return stats.preconditioner(center=loss.fit_intercept, alpha=loss.alpha)
+    return stats.preconditioner(
+        center=loss.fit_intercept, alpha=loss.alpha, curvature=LBFGS_CURVATURE
+    )
