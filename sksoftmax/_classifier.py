@@ -99,10 +99,12 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         ``early_stopping``, the validation score) has improved by less than
         ``tol`` in total over more than ``n_iter_no_change`` epochs. Unlike
         MLPClassifier, which compares each epoch with the best one before it,
-        a steady decrease of less than ``tol`` per epoch adds up and counts:
-        a fit still on its way runs on, to ``max_iter`` and a
-        ConvergenceWarning if need be, rather than stopping silently short of
-        the optimum.
+        a steady decrease of less than ``tol`` per epoch adds up and counts
+        when it reaches ``tol`` within ``n_iter_no_change + 1`` epochs (at
+        least ``tol / 11`` per epoch at the defaults): a fit still on its way
+        runs on, to ``max_iter`` and a ConvergenceWarning if need be, rather
+        than stopping silently short of the optimum. A slower decrease still
+        counts as converged.
     max_iter : int >= 1, default=100
         L-BFGS iterations, or epochs for SGD and Adam.
     class_weight : dict, "balanced" or None, default=None
@@ -112,7 +114,8 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     batch_size : int >= 1 or "auto", default="auto"
         Minibatch size for SGD/Adam; ``"auto"`` is ``min(200, n_samples)``.
     learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
-        Learning rate schedule of SGD, as in MLPClassifier.
+        Learning rate schedule of SGD, as in MLPClassifier (``adaptive``
+        divides the step by 5 where the stopping rule of ``tol`` would stop).
     learning_rate_init : float > 0 or "auto", default="auto"
         Initial step size of SGD and Adam. ``"auto"`` derives it from the
         data: for SGD, ``(1 - momentum) / L_B`` with ``L_B`` a bound on the
@@ -129,10 +132,11 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     power_t : float >= 0, default=0.5
         Exponent of the ``invscaling`` schedule.
     momentum : float in [0, 1], default=0.9
-        Momentum of SGD. When one minibatch holds all the data (one step per
-        epoch, as ``batch_size="auto"`` gives below 200 samples), an epoch
-        whose objective rose drops the momentum (an adaptive restart), which
-        would otherwise swing the iterates past the optimum and back.
+        Momentum of SGD. When one minibatch holds all the training rows (one
+        step per epoch, as ``batch_size="auto"`` gives up to 200 rows) and
+        they are in memory or in one chunk, an epoch whose objective rose
+        drops the momentum (an adaptive restart), which would otherwise swing
+        the iterates past the optimum and back.
     nesterovs_momentum : bool, default=True
         Use Nesterov's momentum in SGD.
     beta_1, beta_2 : float in [0, 1), default=0.9, 0.999
@@ -149,8 +153,9 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
     validation_fraction : float in (0, 1), default=0.1
         Share of the training data held out for early stopping.
     n_iter_no_change : int >= 1 or np.inf, default=10
-        SGD/Adam: epochs without an improvement of ``tol`` before stopping;
-        ``np.inf`` runs all ``max_iter`` epochs.
+        SGD/Adam: epochs without an improvement of ``tol`` (counted from the
+        last epoch that improved, see ``tol``) before stopping; ``np.inf``
+        runs all ``max_iter`` epochs.
     random_state : int, RandomState instance or None, default=None
         Seeds the shuffling and the validation split.
     warm_start : bool, default=False

@@ -48,7 +48,7 @@ _STATS_BYTES = 2**24
 # strength is exact, a typical curvature near the optimum (p (1 - p) of a
 # confident prediction is far below 1/4). Measured by
 # benchmarks/bench_solvers.py (L-BFGS iterations to 1e-8 of the optimum,
-# 1/4 -> 1/25): raw digits 748 -> 340, the unscaled synthetic sets 31/29/27
+# 1/4 -> 1/25): raw digits 743 -> 340, the unscaled synthetic sets 31/29/27
 # -> 29/28/19, the unscaled sparse set 93 -> 67; the standardized copies
 # unchanged (+-1). 1/100 took raw digits to 203 but the unscaled 5000 x 20 x
 # 3 set from 29 to 34.

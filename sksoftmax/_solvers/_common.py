@@ -110,9 +110,11 @@ class NoImprovementStop:
     MLPClassifier: there a steady decrease of less than ``tol`` per epoch
     never counts, and a fit still on its way stops far from the optimum (on
     standardized wine at C=1, 11% above it) without a warning. Here such a
-    decrease adds up until it reaches ``tol``. After more than
-    ``n_iter_no_change`` epochs without improvement the optimizer decides:
-    stop, or (``adaptive`` learning rate) divide the step and go on.
+    decrease adds up until it reaches ``tol``, which a decrease of at least
+    ``tol / (n_iter_no_change + 1)`` per epoch does before the rule stops.
+    After more than ``n_iter_no_change`` epochs without improvement the
+    optimizer decides: stop, or (``adaptive`` learning rate) divide the step
+    and go on.
     """
 
     def __init__(self, *, tol, n_iter_no_change):

@@ -178,9 +178,10 @@ def run_epochs(
     monitor,
     validation=None,
 ):
-    """Up to ``max_iter`` epochs over ``rows``; stop early as MLPClassifier
-    does. ``validation`` is None or ``(X_val, target_val)``: then the score
-    on it decides when to stop and the best parameters are restored."""
+    """Up to ``max_iter`` epochs over ``rows``; stop early when the objective
+    has stopped improving (:class:`NoImprovementStop`). ``validation`` is
+    None or ``(X_val, target_val)``: then the score on it decides when to
+    stop and the best parameters are restored."""
     step = functools.partial(
         chunk_pass, loss=loss, batch_size=batch_size, shuffle=shuffle
     )
@@ -207,10 +208,11 @@ def run_epochs(
         objective = carry.total / S + optimizer.penalty(carry.params[0], np)
         extra = {"learning_rate": float(optimizer.learning_rate)}
         if one_batch and objective > previous:
-            # The whole data in one step per epoch: the objective is exact,
-            # and a rise means the momentum overshoots (Nesterov's method on
-            # a well-conditioned problem oscillates). Drop the momentum and
-            # go on: O'Donoghue and Candes' adaptive restart.
+            # The whole data in one step per epoch: the epoch's objective is
+            # J at the iterate before its step, exactly (no sampling noise),
+            # so a rise means the momentum overshoots (Nesterov's method on a
+            # well-conditioned problem oscillates), seen one step late. Drop
+            # the momentum and go on: O'Donoghue and Candes' adaptive restart.
             optimizer.restart()
         previous = objective
         score = None

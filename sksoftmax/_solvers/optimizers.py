@@ -290,7 +290,8 @@ class SGD(_Optimizer):
         """Drop the velocities: the next step is a plain gradient step."""
         moments = self.state.get("moments")
         if moments is not None:
-            self.state["moments"] = [v * 0 for v in moments]
+            # NumPy between epochs (chunk_pass hands the state back on the host)
+            self.state["moments"] = [np.zeros_like(v) for v in moments]
 
     def _fused_update(self, params, grads, xp):
         """:meth:`_step_in_place`, :meth:`_prox` and the average in one
