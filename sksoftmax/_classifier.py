@@ -104,7 +104,12 @@ class SoftmaxRegressionClassifier(ClassifierMixin, BaseEstimator):
         least ``tol / 11`` per epoch at the defaults): a fit still on its way
         runs on, to ``max_iter`` and a ConvergenceWarning if need be, rather
         than stopping silently short of the optimum. A slower decrease still
-        counts as converged.
+        counts as converged. With ``average=True`` the stop is confirmed on
+        the reported average: the epoch objective is that of the moving
+        iterates, which a constant step keeps in a noise ball, so when it
+        stops improving J at the average is computed (a pass over the data,
+        two the first time) and training goes on while it fell by ``tol``
+        since the last improvement.
     max_iter : int >= 1, default=100
         L-BFGS iterations, or epochs for SGD and Adam.
     class_weight : dict, "balanced" or None, default=None

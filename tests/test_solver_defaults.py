@@ -11,6 +11,7 @@ import pytest
 from numpy.testing import assert_allclose
 from sklearn.datasets import (
     load_breast_cancer,
+    load_digits,
     load_iris,
     load_wine,
     make_classification,
@@ -305,3 +306,22 @@ def test_small_data_defaults_reach_the_optimum_or_warn(name, C, solver):
     assert gap <= 1e-3 or warned, f"stopped silently {gap:.1e} above the optimum"
     if C == 0.01:  # well conditioned: reached, not merely warned about
         assert gap <= 1e-3
+
+
+def test_a_plateau_of_the_moving_iterates_is_confirmed_on_the_average():
+    """Adam on standardized digits at C=1: the epoch objective (of the moving
+    iterates) stops falling by tol after about 90 epochs while the reported
+    average is still 2% above the optimum and closing in (3.6e-3 after 150
+    epochs). The rule used to stop there silently; J at the average decides
+    now, so the fit runs on and warns at max_iter."""
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    ref = LogisticRegression(tol=1e-10, max_iter=10_000).fit(X, y)
+    J_star = objective(ref, X, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = SoftmaxRegressionClassifier(solver="adam", random_state=0).fit(X, y)
+    gap = (objective(clf, X, y) - J_star) / J_star
+    warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    assert gap <= 1e-3 or warned, f"stopped silently {gap:.1e} above the optimum"
+    assert clf.n_iter_ == 100 and gap < 2e-2

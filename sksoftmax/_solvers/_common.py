@@ -134,6 +134,10 @@ class NoImprovementStop:
             return True
         return False
 
+    def postpone(self):
+        """Go on for another ``n_iter_no_change`` epochs before deciding."""
+        self.count = 0
+
     def should_stop(self, improved, optimizer):
         """Record one epoch; True when training should end (converged)."""
         self.count = 0 if improved else self.count + 1

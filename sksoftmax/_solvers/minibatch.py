@@ -149,6 +149,30 @@ def chunk_pass(carry, X, target, sample_weight, *, loss, batch_size, shuffle):
     return carry
 
 
+def objective_pass(carry, X, target, sample_weight, *, loss):
+    """Add ``J * S`` of one chunk at ``carry.params`` to ``carry.total``,
+    without a step (the mean loss, L2 term included, times the chunk's
+    weight, as :func:`chunk_pass` sums it)."""
+    xp = get_namespace(X)
+    params = [asarray_like(p, X, xp=xp) for p in carry.params]
+    J, _, _ = loss.loss_gradient_arrays(
+        params[0], params[1] if len(params) == 2 else None, X, target,
+        sample_weight, xp=xp,
+    )  # fmt: skip
+    S = X.shape[0] if sample_weight is None else xp.sum(sample_weight)
+    carry.total += float(J * S)
+    return carry
+
+
+def _objective_at(params, rows, loss, S, optimizer):
+    """J at ``params`` over every training row: one pass, no step."""
+    probe = Carry([np.copy(p) for p in params], None, None)
+    probe = rows.run_epoch(
+        np.arange(rows.n_chunks), functools.partial(objective_pass, loss=loss), probe
+    )
+    return probe.total / S + optimizer.penalty(params[0], np)
+
+
 def validation_score(loss, params, X, target):
     """Accuracy for class codes; minus the mean cross-entropy for soft labels."""
     xp = get_namespace(X)
@@ -191,6 +215,9 @@ def run_epochs(
     converged = stopped = False
     epochs = 0
     previous = math.inf
+    # The iterate average at the last improvement, and J there (computed
+    # when first needed).
+    average_then = None
     for _ in range(max_iter):
         n_chunks = rows.n_chunks
         one_batch = n_chunks == 1 and batch_size >= n_samples
@@ -224,10 +251,27 @@ def run_epochs(
                 best_score = score
                 best_params = [np.copy(p) for p in carry.params]
         improved = rule.improved(objective, score)
+        average = None if validation is not None else optimizer.state.get("average")
+        if improved and average is not None:
+            average_then = ([np.copy(a) for a in average], None)
         if monitor.step(objective, **extra):
             stopped = True
             break
         if rule.should_stop(improved, optimizer):
+            if average is not None and average_then is not None:
+                # The epoch objective is that of the moving iterates, which
+                # a constant step keeps in a noise ball, while the reported
+                # average may still be closing in on the optimum: go on
+                # while J at the average fell by tol since the last
+                # improvement (one pass, two at the first check).
+                params_then, J_then = average_then
+                if J_then is None:
+                    J_then = _objective_at(params_then, rows, loss, S, optimizer)
+                J_now = _objective_at(average, rows, loss, S, optimizer)
+                if J_now <= J_then - tol:
+                    rule.postpone()
+                    average_then = ([np.copy(a) for a in average], J_now)
+                    continue
             converged = True
             break
     final = best_params if best_params is not None else carry.params
