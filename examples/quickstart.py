@@ -48,6 +48,7 @@ MODELS = {
         learning_rate_init=0.05,
         tol=1e-3,
         n_iter_no_change=5,
+        max_iter=200,
         random_state=0,
     ),
     "sksoftmax adam": lambda: SoftmaxRegressionClassifier(
@@ -55,6 +56,7 @@ MODELS = {
         learning_rate_init=0.01,
         tol=1e-3,
         n_iter_no_change=5,
+        max_iter=200,
         random_state=0,
     ),
     "LogisticRegression lbfgs": lambda: LogisticRegression(C=1.0, max_iter=500),
