@@ -131,13 +131,13 @@ def objective(coef, intercept, X, y, n_classes, c=C):
     return loss.loss(np.concatenate([coef.ravel(), intercept]), X, y)
 
 
-def fit(make, X, y):
+def fit(make, X, y, c=C):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         est = make().fit(X, y)
     warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
     n_iter = int(np.max(est.n_iter_))
-    J = objective(est.coef_, est.intercept_, X, y, len(np.unique(y)))
+    J = objective(est.coef_, est.intercept_, X, y, len(np.unique(y)), c)
     return est, J, n_iter, warned
 
 
@@ -334,21 +334,21 @@ def small_table(smoke):
             ]
             J_star = min(objective(e.coef_, e.intercept_, X, y, K, c) for e in tight)
             for solver in ("sgd", "adam"):
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", ConvergenceWarning)
-                    est = SoftmaxRegressionClassifier(
+                _, J, epochs, warned = fit(
+                    lambda solver=solver, c=c: SoftmaxRegressionClassifier(
                         C=c, solver=solver, random_state=0
-                    ).fit(X, y)
-                warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
-                rel = (
-                    objective(est.coef_, est.intercept_, X, y, K, c) - J_star
-                ) / J_star
+                    ),
+                    X,
+                    y,
+                    c,
+                )
+                rel = (J - J_star) / J_star
                 row = dict(
                     data=name,
                     C=c,
                     solver=solver,
                     rel=rel,
-                    epochs=int(est.n_iter_),
+                    epochs=epochs,
                     warned=warned,
                     silent=bool(rel > 1e-3 and not warned),
                 )

@@ -283,6 +283,22 @@ def test_restart_drops_the_velocity_only():
 SMALL = {"iris": load_iris, "wine": load_wine, "breast_cancer": load_breast_cancer}
 
 
+def _default_fit_against_the_optimum(loader, C, solver):
+    """A default ``solver`` fit on the standardized data of ``loader``: its
+    J relative to LogisticRegression's optimum, and whether it warned."""
+    X, y = loader(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    ref = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(X, y)
+    J_star = objective(ref, X, y, C)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = SoftmaxRegressionClassifier(C=C, solver=solver, random_state=0)
+        clf.fit(X, y)
+    gap = (objective(clf, X, y, C) - J_star) / J_star
+    warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    return clf, gap, warned
+
+
 @pytest.mark.parametrize("solver", ["sgd", "adam"])
 @pytest.mark.parametrize("C", [0.01, 1.0, 100.0])
 @pytest.mark.parametrize("name", list(SMALL))
@@ -293,16 +309,7 @@ def test_small_data_defaults_reach_the_optimum_or_warn(name, C, solver):
     its one full-batch step per epoch oscillating under the momentum, and
     five of the six fits at C=1 stopped silently 1.6-11% above it while the
     objective was still falling by less than tol per epoch."""
-    X, y = SMALL[name](return_X_y=True)
-    X = StandardScaler().fit_transform(X)
-    ref = LogisticRegression(C=C, tol=1e-10, max_iter=10_000).fit(X, y)
-    J_star = objective(ref, X, y, C)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        clf = SoftmaxRegressionClassifier(C=C, solver=solver, random_state=0)
-        clf.fit(X, y)
-    gap = (objective(clf, X, y, C) - J_star) / J_star
-    warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    _, gap, warned = _default_fit_against_the_optimum(SMALL[name], C, solver)
     assert gap <= 1e-3 or warned, f"stopped silently {gap:.1e} above the optimum"
     if C == 0.01:  # well conditioned: reached, not merely warned about
         assert gap <= 1e-3
@@ -314,14 +321,6 @@ def test_a_plateau_of_the_moving_iterates_is_confirmed_on_the_average():
     average is still 2% above the optimum and closing in (3.6e-3 after 150
     epochs). The rule used to stop there silently; J at the average decides
     now, so the fit runs on and warns at max_iter."""
-    X, y = load_digits(return_X_y=True)
-    X = StandardScaler().fit_transform(X)
-    ref = LogisticRegression(tol=1e-10, max_iter=10_000).fit(X, y)
-    J_star = objective(ref, X, y)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        clf = SoftmaxRegressionClassifier(solver="adam", random_state=0).fit(X, y)
-    gap = (objective(clf, X, y) - J_star) / J_star
-    warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    clf, gap, warned = _default_fit_against_the_optimum(load_digits, 1.0, "adam")
     assert gap <= 1e-3 or warned, f"stopped silently {gap:.1e} above the optimum"
     assert clf.n_iter_ == 100 and gap < 2e-2

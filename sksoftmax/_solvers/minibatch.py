@@ -166,7 +166,7 @@ def objective_pass(carry, X, target, sample_weight, *, loss):
 
 def _objective_at(params, rows, loss, S, optimizer):
     """J at ``params`` over every training row: one pass, no step."""
-    probe = Carry([np.copy(p) for p in params], None, None)
+    probe = Carry(list(params), None, None)  # read only: no copy
     probe = rows.run_epoch(
         np.arange(rows.n_chunks), functools.partial(objective_pass, loss=loss), probe
     )
